@@ -1,0 +1,82 @@
+"""Unflushed records of one stream, in offset order, waiting to become a Parquet segment.
+
+Each entry remembers the WAL sequence number that made it durable. Readers and the flusher
+only ever see the prefix whose WAL entries are fsynced (``durable``), so a query never shows
+a record that a crash could still take back, and a flush never writes one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+__all__ = ["BufferedBatch", "StreamBuffer"]
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedBatch:
+    seq: int
+    first_offset: int
+    table: pa.Table  # with system columns, in the stream's schema at append time
+    added_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def last_offset(self) -> int:
+        return self.first_offset + self.table.num_rows - 1
+
+
+class StreamBuffer:
+    """Append-only list of batches; trimmed from the front once a flush has committed them.
+
+    Not thread-safe on its own: the Log guards it with its state lock.
+    """
+
+    def __init__(self) -> None:
+        self._batches: list[BufferedBatch] = []
+        self.rows = 0
+        self.nbytes = 0
+
+    def add(self, batch: BufferedBatch) -> None:
+        if self._batches:
+            expected = self._batches[-1].last_offset + 1
+            if batch.first_offset != expected:
+                raise AssertionError(
+                    f"buffer gap: got offset {batch.first_offset}, expected {expected}"
+                )
+        self._batches.append(batch)
+        self.rows += batch.table.num_rows
+        self.nbytes += batch.table.nbytes
+
+    def durable(self, synced_seq: int) -> list[BufferedBatch]:
+        """The prefix of batches whose WAL entries are fsynced."""
+        out = []
+        for b in self._batches:
+            if b.seq > synced_seq:
+                break
+            out.append(b)
+        return out
+
+    def drop_through(self, last_offset: int) -> None:
+        """Forget every batch up to and including ``last_offset`` (now in a segment)."""
+        keep = 0
+        for keep, b in enumerate(self._batches):  # noqa: B007
+            if b.last_offset > last_offset:
+                break
+        else:
+            keep = len(self._batches)
+        dropped, self._batches = self._batches[:keep], self._batches[keep:]
+        self.rows -= sum(b.table.num_rows for b in dropped)
+        self.nbytes -= sum(b.table.nbytes for b in dropped)
+
+    @property
+    def oldest_seq(self) -> int | None:
+        return self._batches[0].seq if self._batches else None
+
+    @property
+    def oldest_age(self) -> float:
+        return time.monotonic() - self._batches[0].added_at if self._batches else 0.0
+
+    def __len__(self) -> int:
+        return len(self._batches)

@@ -1,0 +1,211 @@
+"""A stream's catalog: its Delta Lake table, and an in-memory index of the live segments.
+
+The Delta commit log is the single source of truth for which segments exist (DESIGN §5):
+arrowlog never lists a table directory to find data, since a directory also holds files
+that a commit has removed or that a crashed flush never committed. Each flush is one
+atomic Delta commit that also records the stream's flushed-offset watermark as a Delta
+application transaction (``Transaction(app_id=<stream>, version=<last offset>)``); on
+recovery, WAL entries at or below the watermark are already in segments and are skipped,
+so a flush interrupted by a crash is neither lost nor duplicated.
+
+The live-file index keeps each segment's offset and time min/max (from the add actions'
+statistics) so queries can be handed exactly the files they need: deltalake's own
+DataFusion provider does not prune files, so it is not used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from arrowlog.errors import StorageError
+from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, system_schema
+
+__all__ = ["SegmentInfo", "StreamCatalog"]
+
+logger = logging.getLogger(__name__)
+
+_SETTINGS_FILE = "_arrowlog_stream.json"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """One live Parquet file of a stream, with the ranges used to prune it."""
+
+    path: str  # absolute local path
+    size: int
+    rows: int
+    min_offset: int | None
+    max_offset: int | None
+    min_time: datetime | None
+    max_time: datetime | None
+
+
+class StreamCatalog:
+    """Owns one stream's Delta table. Not thread-safe: the Log serialises commits per stream."""
+
+    def __init__(self, path: Path, table: DeltaTable, time_column: str) -> None:
+        self.path = path
+        self.time_column = time_column
+        self._table = table
+        self.segments: dict[str, SegmentInfo] = {}
+        self._reload_index()
+
+    # -- creation and opening --------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: Path, user_schema: pa.Schema, time_column: str) -> StreamCatalog:
+        """Create the stream's (empty) Delta table and its settings file."""
+        path.mkdir(parents=True, exist_ok=True)
+        _write_json_atomically(path / _SETTINGS_FILE, {"time_column": time_column})
+        schema = system_schema(user_schema).append(pa.field(PARTITION, pa.date32()))
+        try:
+            table = DeltaTable.create(
+                str(path),
+                schema,
+                mode="ignore",
+                partition_by=[PARTITION],
+                # Statistics on every column, not only the first 32: the offset and time
+                # columns must always have min/max for pruning, wherever they sit.
+                configuration={"delta.dataSkippingNumIndexedCols": "-1"},
+            )
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"could not create the Delta table at {path}: {e}") from e
+        return cls(path, table, time_column)
+
+    @classmethod
+    def open(cls, path: Path) -> StreamCatalog:
+        try:
+            settings = json.loads((path / _SETTINGS_FILE).read_text())
+            table = DeltaTable(str(path))
+        except (OSError, ValueError, TableNotFoundError, DeltaError) as e:
+            raise StorageError(f"could not open the stream catalog at {path}: {e}") from e
+        return cls(path, table, settings["time_column"])
+
+    @staticmethod
+    def exists(path: Path) -> bool:
+        return (path / "_delta_log").is_dir() and (path / _SETTINGS_FILE).is_file()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def watermark(self) -> int:
+        """The last offset committed to segments, or -1 when nothing has been flushed."""
+        version = self._table.transaction_version(self._app_id)
+        return -1 if version is None else int(version)
+
+    @property
+    def _app_id(self) -> str:
+        return f"arrowlog:{self.path.name}"
+
+    @property
+    def user_schema(self) -> pa.Schema:
+        """The table's schema without system and partition columns."""
+        schema = pa.schema(self._table.schema().to_arrow())
+        drop = {OFFSET, INGESTED_AT, PARTITION}
+        return pa.schema([f for f in schema if f.name not in drop])
+
+    @property
+    def version(self) -> int:
+        return self._table.version()
+
+    def _reload_index(self) -> None:
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        self.segments = {
+            s.path: s for s in _segments_from_actions(self.path, actions, self.time_column)
+        }
+
+    # -- committing ------------------------------------------------------------------------
+
+    def append(
+        self, table: pa.Table, last_offset: int, writer_properties: Any
+    ) -> list[SegmentInfo]:
+        """Write ``table`` (with a ``day`` column) as new segments in one Delta commit.
+
+        The commit carries ``last_offset`` as the stream's watermark. Returns the segments
+        the commit added; the in-memory index is updated by the caller via ``add_segments``
+        so that it can swap buffer and index together for readers.
+        """
+        before = set(self.segments)
+        try:
+            write_deltalake(
+                self._table,
+                table,
+                partition_by=[PARTITION],
+                mode="append",
+                schema_mode="merge",
+                writer_properties=writer_properties,
+                commit_properties=CommitProperties(
+                    app_transactions=[Transaction(app_id=self._app_id, version=last_offset)],
+                    custom_metadata={
+                        "arrowlog.operation": "flush",
+                        "arrowlog.last_offset": str(last_offset),
+                    },
+                ),
+            )
+            self._table.update_incremental()
+            actions = pa.table(self._table.get_add_actions(flatten=True))
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"flush of stream {self.path.name!r} failed: {e}") from e
+        return [
+            s
+            for s in _segments_from_actions(self.path, actions, self.time_column)
+            if s.path not in before
+        ]
+
+    def add_segments(self, segments: list[SegmentInfo]) -> None:
+        for s in segments:
+            self.segments[s.path] = s
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.size for s in self.segments.values())
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.segments.values())
+
+
+def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> list[SegmentInfo]:
+    cols = actions.column_names
+
+    def column(name: str) -> list[Any]:
+        return actions.column(name).to_pylist() if name in cols else [None] * actions.num_rows
+
+    paths = column("path")
+    return [
+        SegmentInfo(str(root / p), size, rows, mn_o, mx_o, mn_t, mx_t)
+        for p, size, rows, mn_o, mx_o, mn_t, mx_t in zip(
+            paths,
+            column("size_bytes"),
+            column("num_records"),
+            column(f"min.{OFFSET}"),
+            column(f"max.{OFFSET}"),
+            column(f"min.{time_column}"),
+            column(f"max.{time_column}"),
+            strict=True,
+        )
+    ]
+
+
+def _write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,138 @@
+"""Settings: declared once, built once at the edge, passed down as an argument.
+
+Every setting is one ``field`` with a default and a help string; the CLI's ``--help``,
+the README's settings table and ``tests/unit/test_config.py`` all read the same list, so
+they cannot drift. Precedence: defaults < ``arrowlog.toml`` < ``ARROWLOG_*`` env vars <
+explicit keyword arguments (CLI flags). Nothing below this module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arrowlog.errors import InvalidInput
+
+__all__ = ["ENV_PREFIX", "Settings", "settings_help"]
+
+ENV_PREFIX = "ARROWLOG_"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every knob of arrowlog, with its default. Build with ``Settings.load()``."""
+
+    data_dir: Path = _setting(
+        Path("./data"), "Directory holding the WAL and the streams' Delta tables."
+    )
+    flush_rows: int = _setting(
+        1_000_000, "Flush a stream's buffer to Parquet once it holds this many rows."
+    )
+    flush_bytes: int = _setting(
+        64 * 1024 * 1024, "Flush a stream's buffer once it holds this many bytes."
+    )
+    flush_interval: float = _setting(
+        10.0, "Flush a stream's buffer once its oldest record is this many seconds old."
+    )
+    wal_segment_bytes: int = _setting(
+        64 * 1024 * 1024, "Start a new WAL file once the current one is this large."
+    )
+    wal_fsync: bool = _setting(
+        True, "fsync the WAL before acknowledging a write. Turn off only for throwaway data."
+    )
+    row_group_rows: int = _setting(
+        128 * 1024, "Rows per Parquet row group: smaller prunes finer, larger scans faster."
+    )
+    max_batch_bytes: int = _setting(
+        64 * 1024 * 1024, "Largest batch one append may carry; larger ones are rejected whole."
+    )
+    max_string_bytes: int = _setting(
+        1024 * 1024, "Largest single string or binary value accepted in a record."
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+                raise InvalidInput(f"setting {f.name} must be positive, got {value!r}")
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        toml_path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from defaults, an ``arrowlog.toml``, ``ARROWLOG_*`` vars and overrides.
+
+        Args:
+            toml_path: a TOML file; when None, ``./arrowlog.toml`` is read if it exists.
+            env: the environment to read (``os.environ`` when None).
+            overrides: explicit values (CLI flags); None values are ignored.
+
+        Raises:
+            InvalidInput: an unknown setting or a value of the wrong type.
+
+        Example: ``Settings.load(data_dir="/var/lib/arrowlog")``
+        """
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        path = Path(toml_path) if toml_path is not None else Path("arrowlog.toml")
+        if toml_path is not None or path.exists():
+            try:
+                doc = tomllib.loads(path.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                raise InvalidInput(f"cannot read settings file {path}: {e}") from e
+            for key, value in doc.items():
+                key = key.replace("-", "_")
+                if key not in names:
+                    raise InvalidInput(f"unknown setting {key!r} in {path}")
+                values[key] = _convert(names[key], value, str(path))
+        env = os.environ if env is None else env
+        for var, raw in env.items():
+            if var.startswith(ENV_PREFIX):
+                key = var[len(ENV_PREFIX) :].lower()
+                if key in names:
+                    values[key] = _convert(names[key], raw, var)
+        for key, value in overrides.items():
+            if key not in names:
+                raise InvalidInput(f"unknown setting {key!r}")
+            if value is not None:
+                values[key] = _convert(names[key], value, key)
+        return cls(**values)
+
+
+def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if issubclass(kind, Path):
+            return Path(value)
+        return kind(value)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(
+            f"setting {f.name} from {source} must be {kind.__name__}, got {value!r}"
+        ) from e
+
+
+def settings_help() -> list[tuple[str, Any, str]]:
+    """(name, default, help) for every setting, in declaration order."""
+    return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)]

@@ -1,0 +1,541 @@
+"""The Log: streams, durable appends, flushes, recovery, SQL and replay over one directory.
+
+This is the single service layer. The Flight and HTTP front ends decode a request, call one
+``Log`` method and encode the answer; ingest, offsets and query logic live only here and in
+the rooms it calls (schema → wal → buffer → segments → catalog → query).
+
+Directory layout::
+
+    <data_dir>/LOCK                 held (flock) by the one process that owns the directory
+    <data_dir>/wal/*.wal            the write-ahead log, shared by all streams
+    <data_dir>/streams/<name>/      the stream's Delta table (its _delta_log is the catalog)
+
+Concurrency: one state lock (``_lock``) orders offset assignment, the WAL write and the
+buffer insert, so WAL order is offset order; it also makes a flush's "segments added,
+buffer trimmed" swap atomic for readers. The expensive parts of an append (conversion,
+coercion, IPC encoding, fsync) and of a flush (Parquet writing, the Delta commit) run
+outside it, so appends never wait for a flush.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from arrowlog.buffer import BufferedBatch, StreamBuffer
+from arrowlog.catalog import StreamCatalog
+from arrowlog.config import Settings
+from arrowlog.errors import (
+    ArrowlogError,
+    BatchTooLarge,
+    InvalidInput,
+    StorageError,
+    StreamNotFound,
+    Unavailable,
+)
+from arrowlog.query import (
+    Engine,
+    Params,
+    QueryEngine,
+    QueryResult,
+    TableSnapshot,
+    build_dataset,
+    conform,
+)
+from arrowlog.schema import (
+    INGESTED_AT,
+    OFFSET,
+    TIME_TYPE,
+    choose_time_column,
+    coerce,
+    merge_schemas,
+    normalize,
+    system_schema,
+    to_table,
+    validate_stream_name,
+    with_offsets,
+)
+from arrowlog.segments import prepare_segment, writer_properties
+from arrowlog.wal import WriteAheadLog, encode_batch
+
+__all__ = ["AppendResult", "Log", "StreamInfo"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """An acknowledged append: its records are durable at offsets first..last."""
+
+    stream: str
+    accepted: int
+    first_offset: int
+    last_offset: int
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What ``Log.streams()`` and ``Log.describe()`` report about one stream."""
+
+    name: str
+    schema: pa.Schema
+    time_column: str
+    rows: int
+    first_offset: int | None
+    last_offset: int | None
+    bytes: int
+    segments: int
+    buffered_rows: int
+    min_time: datetime | None
+    max_time: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "schema": [
+                {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in self.schema
+            ],
+            "time_column": self.time_column,
+            "rows": self.rows,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "bytes": self.bytes,
+            "segments": self.segments,
+            "buffered_rows": self.buffered_rows,
+            "min_time": self.min_time.isoformat() if self.min_time else None,
+            "max_time": self.max_time.isoformat() if self.max_time else None,
+        }
+
+
+class _Stream:
+    def __init__(self, name: str, catalog: StreamCatalog) -> None:
+        self.name = name
+        self.catalog = catalog
+        self.schema = (
+            catalog.user_schema
+        )  # user columns only; replaced (never mutated) on evolution
+        self.time_column = catalog.time_column
+        self.next_offset = catalog.watermark + 1
+        self.buffer = StreamBuffer()
+        self.flush_lock = threading.Lock()
+
+
+class Log:
+    """An arrowlog data directory, opened for reading and writing by this process.
+
+    Not constructed directly: use ``arrowlog.open(path)``. Thread-safe. Also a context
+    manager; ``close()`` flushes every buffer.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = Path(settings.data_dir)
+        self._lock = threading.Lock()
+        self._create_lock = threading.Lock()
+        self._streams: dict[str, _Stream] = {}
+        self._closed = False
+        self._writer_properties = writer_properties(settings)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / "streams").mkdir(exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create data directory {self.path}: {e}") from e
+        self._lock_fd = _lock_directory(self.path)
+        try:
+            self._wal = WriteAheadLog(
+                self.path / "wal",
+                segment_bytes=settings.wal_segment_bytes,
+                fsync=settings.wal_fsync,
+            )
+            self._recover()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        self._engine = QueryEngine(self._snapshot_or_none, self._names)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(
+            target=self._run_flusher, name="arrowlog-flusher", daemon=True
+        )
+        self._flusher.start()
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        started = time.perf_counter()
+        for path in sorted((self.path / "streams").iterdir()):
+            if StreamCatalog.exists(path):
+                self._streams[path.name] = _Stream(path.name, StreamCatalog.open(path))
+        replayed = skipped = 0
+        for entry in self._wal.replay():
+            s = self._streams.get(entry.stream)
+            if s is None:
+                # The catalog is created before a stream's first WAL entry; it can only be
+                # missing if someone deleted it. Recreate it so acknowledged data survives.
+                user = entry.table.drop_columns([INGESTED_AT])
+                tc = choose_time_column(user)
+                s = _Stream(
+                    entry.stream,
+                    StreamCatalog.create(self._stream_path(entry.stream), user.schema, tc),
+                )
+                self._streams[entry.stream] = s
+            last = entry.first_offset + entry.table.num_rows - 1
+            if last <= s.catalog.watermark:
+                skipped += 1  # already committed to a segment by a flush before the crash
+                continue
+            if entry.first_offset != s.next_offset:
+                raise StorageError(
+                    f"WAL entry {entry.seq} of stream {s.name!r} starts at offset {entry.first_offset}, "
+                    f"expected {s.next_offset}"
+                )
+            entry_schema = pa.schema([f for f in entry.table.schema if f.name != INGESTED_AT])
+            s.schema = merge_schemas(s.schema, entry_schema)
+            s.buffer.add(
+                BufferedBatch(
+                    entry.seq, entry.first_offset, with_offsets(entry.table, entry.first_offset)
+                )
+            )
+            s.next_offset = last + 1
+            replayed += 1
+        self._release_wal()
+        logger.info(
+            "opened %s: %d streams, %d WAL entries replayed, %d already in segments (%.3f s)",
+            self.path,
+            len(self._streams),
+            replayed,
+            skipped,
+            time.perf_counter() - started,
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, stream: str, data: Any, *, time_column: str | None = None) -> AppendResult:
+        """Append records to ``stream`` durably; the stream is created on first write.
+
+        Args:
+            stream: the stream name (``[A-Za-z_][A-Za-z0-9_]{0,127}``).
+            data: a list of dicts, a dict of lists, a pyarrow Table/RecordBatch/reader,
+                a pandas or polars DataFrame, or any Arrow stream (``__arrow_c_stream__``).
+            time_column: for a new stream, its time column (default: the first of
+                ``timestamp``, ``ts``, ``time``, ``@timestamp``, else ``_ingested_at``).
+
+        Returns:
+            the offsets the records got. Returned only after the WAL fsync (DESIGN §1).
+
+        Raises:
+            InvalidInput: bad name, empty batch, a type conflicting with the stream's schema
+                (the whole batch is rejected; nothing is written).
+            BatchTooLarge: the batch is over ``max_batch_bytes``.
+            StorageError: the WAL could not be written; the records are not acknowledged.
+
+        Example: ``log.append("http_logs", [{"ts": "2026-11-23T10:00:00Z", "level": "INFO"}])``
+        """
+        self._check_open()
+        name = validate_stream_name(stream)
+        table = to_table(data)
+        if table.nbytes > self.settings.max_batch_bytes:
+            raise BatchTooLarge(
+                f"batch of {table.nbytes} bytes is over the limit of "
+                f"{self.settings.max_batch_bytes} bytes (max_batch_bytes)"
+            )
+        table = normalize(table, max_string_bytes=self.settings.max_string_bytes)
+        s = self._streams.get(name) or self._create(name, table, time_column)
+        if time_column is not None and time_column != s.time_column:
+            raise InvalidInput(
+                f"stream {name!r} already uses time column {s.time_column!r}, not {time_column!r}"
+            )
+        now = pa.scalar(datetime.now(UTC), TIME_TYPE)
+        while True:
+            schema = s.schema
+            coerced, new_schema = coerce(table, schema, s.time_column, now, stream=name)
+            encoded = encode_batch(coerced)
+            with self._lock:
+                self._check_open()
+                if s.schema is not schema:
+                    continue  # a concurrent append evolved the schema: coerce again
+                first = s.next_offset
+                seq = self._wal.write(name, first, encoded)
+                s.next_offset = first + coerced.num_rows
+                if not new_schema.equals(schema):
+                    s.schema = new_schema
+                s.buffer.add(BufferedBatch(seq, first, with_offsets(coerced, first)))
+                due = self._flush_due(s)
+            break
+        self._wal.sync(seq)
+        if due:
+            self._wake.set()
+        return AppendResult(name, coerced.num_rows, first, first + coerced.num_rows - 1)
+
+    def create_stream(
+        self, stream: str, schema: pa.Schema | None = None, *, time_column: str | None = None
+    ) -> StreamInfo:
+        """Create a stream with a declared schema (and time column) before its first write.
+
+        Raises:
+            InvalidInput: the stream exists already, or the schema or time column is unusable.
+        """
+        self._check_open()
+        name = validate_stream_name(stream)
+        if name in self._streams:
+            raise InvalidInput(f"stream {name!r} already exists")
+        empty = normalize(
+            (schema or pa.schema([])).empty_table(), max_string_bytes=self.settings.max_string_bytes
+        )
+        self._create(name, empty, time_column)
+        return self.describe(name)
+
+    def _create(self, name: str, table: pa.Table, time_column: str | None) -> _Stream:
+        with self._create_lock:
+            if name in self._streams:
+                return self._streams[name]
+            tc = choose_time_column(table, time_column)
+            now = pa.scalar(datetime.now(UTC), TIME_TYPE)
+            _, user_schema = coerce(table, None, tc, now, stream=name)
+            s = _Stream(name, StreamCatalog.create(self._stream_path(name), user_schema, tc))
+            with self._lock:
+                self._streams[name] = s
+            logger.info("created stream %r (time column %r)", name, tc)
+            return s
+
+    def _stream_path(self, name: str) -> Path:
+        return self.path / "streams" / name
+
+    # -- flushing --------------------------------------------------------------------------
+
+    def flush(self, stream: str | None = None) -> None:
+        """Write buffered records to Parquet segments now (one Delta commit per stream).
+
+        Raises:
+            StreamNotFound: ``stream`` does not exist.
+            StorageError: the commit failed; the records stay buffered and in the WAL.
+        """
+        self._check_open()
+        for s in self._select(stream):
+            self._flush_stream(s)
+
+    def _flush_due(self, s: _Stream) -> bool:
+        st = self.settings
+        return bool(s.buffer) and (
+            s.buffer.rows >= st.flush_rows
+            or s.buffer.nbytes >= st.flush_bytes
+            or s.buffer.oldest_age >= st.flush_interval
+        )
+
+    def _flush_stream(self, s: _Stream) -> int:
+        with s.flush_lock:
+            with self._lock:
+                batches = s.buffer.durable(self._wal.synced_seq)
+                schema = system_schema(s.schema)
+            if not batches:
+                return 0
+            started = time.perf_counter()
+            table = pa.concat_tables([conform(b.table, schema) for b in batches])
+            last = batches[-1].last_offset
+            added = s.catalog.append(
+                prepare_segment(table, s.time_column), last, self._writer_properties
+            )
+            with self._lock:
+                s.catalog.add_segments(added)
+                s.buffer.drop_through(last)
+            self._release_wal()
+            logger.info(
+                "flushed %d rows of %r (offsets to %d) into %d segments in %.3f s",
+                table.num_rows,
+                s.name,
+                last,
+                len(added),
+                time.perf_counter() - started,
+            )
+            return table.num_rows
+
+    def _release_wal(self) -> None:
+        with self._lock:
+            needed = [s.buffer.oldest_seq for s in self._streams.values() if s.buffer]
+            below = min((q for q in needed if q is not None), default=self._wal.next_seq)
+        self._wal.release(below)
+
+    def _run_flusher(self) -> None:
+        tick = min(self.settings.flush_interval / 4, 0.5)
+        while not self._stop.is_set():
+            self._wake.wait(tick)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            for s in list(self._streams.values()):
+                with self._lock:
+                    due = self._flush_due(s)
+                if not due:
+                    continue
+                try:
+                    self._flush_stream(s)
+                except ArrowlogError:
+                    # The records stay in the buffer and the WAL; the next tick retries.
+                    logger.exception("background flush of stream %r failed", s.name)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def sql(
+        self, query: str, *, engine: Engine = "datafusion", params: Params = None
+    ) -> QueryResult:
+        """Run a read-only SQL query; every stream is a table of the same name.
+
+        Returns:
+            a QueryResult: iterate it for RecordBatches, or call ``to_arrow()``,
+            ``to_pandas()``, ``to_polars()``.
+
+        Raises:
+            ReadOnlyQuery: DDL, DML, COPY and anything else that would write or read files.
+            StreamNotFound: the query names a table that is not a stream.
+            InvalidInput: a syntax or planning error (the engine's message).
+
+        Example: ``log.sql("SELECT level, count(*) FROM http_logs GROUP BY level").to_pandas()``
+        """
+        self._check_open()
+        return self._engine.sql(query, engine=engine, params=params)
+
+    def read(self, stream: str, from_offset: int = 0, limit: int = 1000) -> pa.Table:
+        """Records ``from_offset`` onwards, in offset order, at most ``limit`` of them.
+
+        Identical to ``SELECT * FROM stream WHERE _offset >= from_offset ORDER BY _offset``:
+        it reads the same snapshot of segments and buffer.
+
+        Example: ``log.read("http_logs", from_offset=0, limit=1000).to_pandas()``
+        """
+        self._check_open()
+        if from_offset < 0 or limit < 0:
+            raise InvalidInput("from_offset and limit must be >= 0")
+        snap = self._snapshot(stream)
+        end = from_offset + limit
+        wanted = (ds.field(OFFSET) >= from_offset) & (ds.field(OFFSET) < end)
+        return build_dataset(snap).to_table(filter=wanted).sort_by(OFFSET)
+
+    def iter_read(
+        self, stream: str, from_offset: int = 0, batch_rows: int = 64 * 1024
+    ) -> Iterator[pa.Table]:
+        """Replay everything from ``from_offset`` up to the current end, ``batch_rows`` at a time."""
+        end = self.describe(stream).last_offset
+        offset = from_offset
+        while end is not None and offset <= end:
+            chunk = self.read(stream, offset, min(batch_rows, end - offset + 1))
+            if chunk.num_rows == 0:
+                return
+            yield chunk
+            offset = chunk.column(OFFSET)[-1].as_py() + 1
+
+    def streams(self) -> list[StreamInfo]:
+        """Every stream: name, schema, time column, row count, offset range, bytes."""
+        self._check_open()
+        return [self.describe(name) for name in self._names()]
+
+    def describe(self, stream: str) -> StreamInfo:
+        """One stream's StreamInfo. Raises StreamNotFound."""
+        snap = self._snapshot(stream)
+        rows = sum(seg.rows for seg in snap.segments) + sum(t.num_rows for t in snap.buffer)
+        offsets = [
+            x for seg in snap.segments for x in (seg.min_offset, seg.max_offset) if x is not None
+        ]
+        times = [x for seg in snap.segments for x in (seg.min_time, seg.max_time) if x is not None]
+        for t in snap.buffer:
+            offsets += [t.column(OFFSET)[0].as_py(), t.column(OFFSET)[-1].as_py()]
+            lo, hi = pc.min_max(t.column(snap.time_column)).values()
+            times += [lo.as_py(), hi.as_py()]
+        return StreamInfo(
+            name=snap.name,
+            schema=snap.schema,
+            time_column=snap.time_column,
+            rows=rows,
+            first_offset=min(offsets, default=None),
+            last_offset=max(offsets, default=None),
+            bytes=sum(seg.size for seg in snap.segments),
+            segments=len(snap.segments),
+            buffered_rows=sum(t.num_rows for t in snap.buffer),
+            min_time=min(times, default=None),
+            max_time=max(times, default=None),
+        )
+
+    def schema(self, stream: str) -> pa.Schema:
+        """The stream's current schema, system columns included."""
+        return self._snapshot(stream).schema
+
+    def _names(self) -> list[str]:
+        return sorted(self._streams)
+
+    def _select(self, stream: str | None) -> list[_Stream]:
+        if stream is None:
+            return list(self._streams.values())
+        return [self._get(stream)]
+
+    def _get(self, stream: str) -> _Stream:
+        s = self._streams.get(stream)
+        if s is None:
+            validate_stream_name(stream)
+            raise StreamNotFound(f"stream {stream!r} not found")
+        return s
+
+    def _snapshot(self, stream: str) -> TableSnapshot:
+        s = self._get(stream)
+        with self._lock:
+            return TableSnapshot(
+                name=s.name,
+                schema=system_schema(s.schema),
+                time_column=s.time_column,
+                segments=list(s.catalog.segments.values()),
+                buffer=[b.table for b in s.buffer.durable(self._wal.synced_seq)],
+            )
+
+    def _snapshot_or_none(self, stream: str) -> TableSnapshot | None:
+        return self._snapshot(stream) if stream in self._streams else None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable("the log is closed")
+
+    def close(self) -> None:
+        """Flush every buffer, make the WAL durable and release the directory."""
+        if self._closed:
+            return
+        self._stop.set()
+        self._wake.set()
+        self._flusher.join()
+        try:
+            for s in list(self._streams.values()):
+                self._flush_stream(s)
+        finally:
+            with self._lock:
+                self._closed = True
+            self._wal.close()
+            os.close(self._lock_fd)
+            logger.info("closed %s", self.path)
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<arrowlog.Log {str(self.path)!r} streams={len(self._streams)}>"
+
+
+def _lock_directory(path: Path) -> int:
+    fd = os.open(path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        os.close(fd)
+        raise Unavailable(f"data directory {path} is in use by another arrowlog process") from e
+    return fd

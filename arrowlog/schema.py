@@ -1,0 +1,899 @@
+"""Ingest: turn whatever a producer sends into one Arrow table in the stream's schema.
+
+This is the first room of the data flow (DESIGN §1): ``log.append(stream, data)`` calls
+
+    to_table(data)                     any Arrow-ish input -> one pa.Table
+    normalize(table, ...)              types Delta Lake/Parquet can store, UTF-8, size limits
+    choose_time_column(table)          only when the stream is created
+    coerce(table, schema, ...)         cast to the stream schema, evolve it, add _ingested_at
+    with_offsets(table, first)         under the log's lock, once offsets are known
+
+Everything here is a pure function over pyarrow: no I/O, no threads, no per-row Python on
+the accepting path. A rejected batch is rejected whole (DESIGN §1) with an ``InvalidInput``
+that names the column and, for conflicts, both types.
+
+Schema evolution is additive only: new columns are appended as nullable, existing columns
+never change type (segments already written keep theirs), and a batch may widen its own
+values (int32 -> int64, int -> float64, ISO-8601 string -> timestamp) to fit the stream.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from arrowlog.errors import BatchTooLarge, InvalidInput
+
+__all__ = [
+    "INGESTED_AT",
+    "OFFSET",
+    "PARTITION",
+    "RESERVED",
+    "STREAM_NAME_RE",
+    "TIME_CANDIDATES",
+    "TIME_TYPE",
+    "choose_time_column",
+    "coerce",
+    "merge_schemas",
+    "normalize",
+    "system_schema",
+    "to_table",
+    "validate_stream_name",
+    "with_offsets",
+]
+
+logger = logging.getLogger(__name__)
+
+OFFSET = "_offset"
+INGESTED_AT = "_ingested_at"
+PARTITION = "day"
+RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION})
+
+TIME_TYPE = pa.timestamp("us", tz="UTC")
+TIME_CANDIDATES = ("timestamp", "ts", "time", "@timestamp")
+
+STREAM_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+_OFFSET_FIELD = pa.field(OFFSET, pa.int64(), nullable=False)
+_INGESTED_AT_FIELD = pa.field(INGESTED_AT, TIME_TYPE, nullable=False)
+_INT64_MAX = np.iinfo(np.int64).max
+
+# A string carries a zone offset when its time part ends in Z or ±HH[[:]MM]. Arrow parses
+# zoned and naive ISO-8601 strings only into tz-aware and naive timestamps respectively, so
+# the two kinds are parsed separately; requiring the [T ]hh before the offset keeps the
+# "-23" of a bare date ("2026-11-23") from passing for a zone.
+_ZONED_RE = r"[T ]\d{2}(:?\d{2}){0,2}([.,]\d+)?(Z|[+-]\d{2}(:?\d{2})?)$"
+
+_SIGNED_INTS = (pa.int8(), pa.int16(), pa.int32(), pa.int64())
+
+# Unsigned integers have no Delta Lake type: each goes to the narrowest signed type that
+# holds all its values (uint64 shares int64 and is checked for overflow).
+_UNSIGNED_TARGET = {
+    pa.uint8(): pa.int16(),
+    pa.uint16(): pa.int32(),
+    pa.uint32(): pa.int64(),
+    pa.uint64(): pa.int64(),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Stream names
+
+
+def validate_stream_name(name: object) -> str:
+    """Check a stream name before it becomes a table name and a directory.
+
+    The name ends up in a file system path and in SQL, so only ``[A-Za-z_][A-Za-z0-9_]*``
+    up to 128 characters is allowed (DESIGN §4): no separators, dots, NULs or look-alike
+    unicode letters can slip through.
+
+    Args:
+        name: whatever the caller sent as the stream name.
+
+    Returns:
+        The name, unchanged.
+
+    Raises:
+        InvalidInput: the name is not a string or does not match ``STREAM_NAME_RE``.
+
+    Example: ``validate_stream_name("http_logs")``
+    """
+    if isinstance(name, str) and STREAM_NAME_RE.fullmatch(name):
+        return name
+    raise InvalidInput(
+        f"invalid stream name {_short_repr(name)}: use 1-128 letters, digits or '_', "
+        "not starting with a digit"
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Any input -> one table
+
+
+def to_table(data: object) -> pa.Table:
+    """Convert one append's payload into a single ``pa.Table``.
+
+    Accepts a list of dicts (one per record), a dict of column lists, a pyarrow Table,
+    RecordBatch or RecordBatchReader, a pandas or polars DataFrame, or any object exporting
+    the Arrow C stream or C array interface. pandas and polars are recognised by their
+    module, so neither is imported here.
+
+    Args:
+        data: the payload given to ``log.append``.
+
+    Returns:
+        A table with at least one row and one column, not yet normalized.
+
+    Raises:
+        InvalidInput: an unsupported type, a record that is not a dict, values that cannot
+            be converted (naming the field when it can be found), or an empty batch.
+
+    Example: ``to_table([{"level": "INFO", "msg": "up"}])``
+    """
+    table = _to_table(data)
+    if table.num_rows == 0:
+        raise InvalidInput("empty batch: it holds no records")
+    if table.num_columns == 0:
+        raise InvalidInput("empty batch: its records have no fields")
+    return table
+
+
+def _to_table(data: object) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if isinstance(data, list):
+        return _records_to_table(data)
+    if isinstance(data, dict):
+        return _columns_to_table(data)
+    kind = _dataframe_kind(data)
+    if kind == "pandas":
+        try:
+            return pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError) as e:
+            raise InvalidInput(f"cannot convert the pandas DataFrame: {e}") from e
+    if kind == "polars":
+        return data.to_arrow()  # type: ignore[attr-defined]
+    try:
+        if hasattr(data, "__arrow_c_stream__"):
+            return pa.table(data)
+        if hasattr(data, "__arrow_c_array__"):
+            return pa.Table.from_batches([pa.record_batch(data)])
+    except (pa.ArrowException, ValueError, TypeError) as e:
+        raise InvalidInput(f"cannot read a value of type {_type_name(data)} as a table: {e}") from e
+    raise InvalidInput(
+        f"cannot append a value of type {_type_name(data)}: send a list of dicts, a dict of lists, a "
+        "pyarrow Table, RecordBatch or RecordBatchReader, a pandas or polars DataFrame, or "
+        "an object with __arrow_c_stream__"
+    )
+
+
+def _records_to_table(records: list[Any]) -> pa.Table:
+    """Convert a list of dicts in one vectorised ``pa.array`` call.
+
+    ``pa.Table.from_pylist`` takes its column names from the first record only and silently
+    drops keys that appear later; inferring a struct array instead takes the union of all
+    keys, in order of first appearance.
+    """
+    if not records:
+        return pa.table({})
+    try:
+        rows = pa.array(records)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as e:
+        raise _explain_records_error(records, e) from e
+    if not pa.types.is_struct(rows.type) or rows.null_count:
+        raise _not_a_record(records)  # e.g. all ints (no struct), or a None among the dicts
+    return pa.Table.from_struct_array(rows)
+
+
+def _explain_records_error(records: list[Any], error: Exception) -> InvalidInput:
+    """Find the record or field behind a failed conversion (error path only)."""
+    if not all(isinstance(r, dict) for r in records):
+        return _not_a_record(records)
+    fields = dict.fromkeys(key for r in records for key in r)
+    for key in fields:
+        if not isinstance(key, str | bytes):
+            return InvalidInput(f"field names must be strings, got {key!r} ({_type_name(key)})")
+        try:
+            pa.array([r.get(key) for r in records])
+        except OverflowError:
+            return InvalidInput(
+                f"field {_field_name(key)!r} holds an integer outside the int64 range"
+            )
+        except (pa.ArrowException, ValueError, TypeError) as e:
+            return InvalidInput(f"field {_field_name(key)!r} cannot be stored: {e}")
+    return InvalidInput(f"cannot convert the records: {error}")
+
+
+def _not_a_record(records: list[Any]) -> InvalidInput:
+    index, item = next((i, r) for i, r in enumerate(records) if not isinstance(r, dict))
+    return InvalidInput(f"records must be dicts; item {index} has type {_type_name(item)}")
+
+
+def _columns_to_table(columns: dict[Any, Any]) -> pa.Table:
+    try:
+        return pa.table(columns)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError) as e:
+        raise InvalidInput(
+            f"cannot read the dict as columns ({e}): a dict must map column names to lists "
+            "of values; to send one record, wrap it in a list"
+        ) from e
+
+
+def _dataframe_kind(data: object) -> str | None:
+    cls = type(data)
+    if cls.__name__ != "DataFrame":
+        return None
+    root = cls.__module__.partition(".")[0]
+    return root if root in ("pandas", "polars") else None
+
+
+# ---------------------------------------------------------------------------------------
+# Storable, uniform types
+
+
+def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
+    """Rewrite a table into the small set of types every stream is stored in.
+
+    Parquet segments in a Delta table cannot hold unsigned or 16-bit-float columns, the
+    various string/list encodings would make equal data look like a schema conflict, and a
+    timestamp must compare with every other timestamp, so each type maps to one canonical
+    type (recursively through lists, structs and maps). All-null columns are dropped: a
+    field that is null in every record says as much as a missing field, and has no type.
+
+    Args:
+        table: the output of ``to_table``.
+        max_string_bytes: the largest string or binary value accepted, in bytes.
+
+    Returns:
+        A table with the same rows, nullable fields, no schema metadata, one chunk per
+        column; it may have zero columns if every column was null.
+
+    Raises:
+        InvalidInput: duplicate, empty or reserved column names, a type Delta cannot store,
+            an unsigned value too large for int64, or a string that is not UTF-8.
+        BatchTooLarge: a string or binary value longer than ``max_string_bytes``.
+
+    Example: ``normalize(to_table(df), max_string_bytes=1 << 20)``
+    """
+    _check_column_names(table.column_names)
+    fields: list[pa.Field] = []
+    arrays: list[pa.Array] = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        array = _normalize_array(name, column.combine_chunks())
+        if array is None:
+            logger.debug("dropping column %r: every value is null", name)
+            continue
+        _check_strings(name, array, max_string_bytes)
+        fields.append(pa.field(name, array.type))
+        arrays.append(array)
+    if not arrays:
+        # from_arrays would make a 0-row table; select keeps the row count.
+        return table.select([])
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _check_column_names(names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            raise InvalidInput("column names must be non-empty strings")
+        if name in RESERVED:
+            raise InvalidInput(
+                f"column {name!r} is reserved: arrowlog adds {OFFSET!r}, {INGESTED_AT!r} and "
+                f"{PARTITION!r} itself; rename the column"
+            )
+        if name in seen:
+            raise InvalidInput(f"column {name!r} appears more than once")
+        seen.add(name)
+
+
+def _normalize_array(path: str, array: pa.Array) -> pa.Array | None:
+    """Return ``array`` in its canonical type, the same object if nothing changes.
+
+    None means the array has type null and should be dropped. ``path`` names the value in
+    messages: ``req.status`` for a struct field, ``tags[]`` for list elements.
+    """
+    t = array.type
+    if pa.types.is_null(t):
+        return None
+    if pa.types.is_dictionary(t):
+        return _normalize_array(path, array.dictionary_decode())
+    if pa.types.is_struct(t):
+        return _normalize_struct(path, array)
+    if pa.types.is_map(t):
+        return _normalize_map(path, array)
+    if _is_list_like(t):
+        return _normalize_list(path, array)
+    target = _leaf_target(path, t)
+    if target == t:
+        return array
+    return _cast_leaf(path, array, target)
+
+
+def _is_list_like(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_list(t)
+        or pa.types.is_large_list(t)
+        or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+        or pa.types.is_fixed_size_list(t)
+    )
+
+
+def _normalize_struct(path: str, array: pa.StructArray) -> pa.Array | None:
+    # flatten() applies the slice offset and folds the struct's nulls into its children.
+    fields: list[pa.Field] = []
+    children: list[pa.Array] = []
+    unchanged = True
+    for field, child in zip(array.type.fields, array.flatten(), strict=True):
+        new = _normalize_array(f"{path}.{field.name}", child)
+        if new is None:
+            unchanged = False
+            continue
+        unchanged = unchanged and new is child and field.nullable
+        fields.append(pa.field(field.name, new.type))
+        children.append(new)
+    if not children:
+        return None  # a struct of only null fields stores nothing, like a null column
+    if unchanged:
+        return array
+    mask = array.is_null() if array.null_count else None
+    return pa.StructArray.from_arrays(children, fields=fields, mask=mask)
+
+
+def _normalize_list(path: str, array: pa.Array) -> pa.Array:
+    # list_view/fixed_size_list/large_list all become list. pyarrow 26 casts list_view to
+    # list into a corrupt array, so every variant is rebuilt from its values and lengths.
+    values = array.flatten()
+    new = _normalize_array(f"{path}[]", values)
+    if new is None:
+        new = values  # list<null>: kept, so coerce can still tell [] from a missing value
+    if pa.types.is_list(array.type) and new is values and array.type.value_field.nullable:
+        return array
+    lengths = pc.fill_null(pc.list_value_length(array), 0).cast(pa.int64())
+    offsets = _offsets_from_lengths(path, lengths)
+    mask = array.is_null() if array.null_count else None
+    return pa.ListArray.from_arrays(offsets, new, mask=mask)
+
+
+def _normalize_map(path: str, array: pa.MapArray) -> pa.Array:
+    offsets, keys, items = _map_parts(array)
+    new_keys = _normalize_array(f"{path}.key", keys)
+    new_items = _normalize_array(f"{path}.value", items)
+    if new_items is None:
+        new_items = items  # map<k, null>: untyped, handled like list<null>
+    if new_keys is keys and new_items is items and array.type.item_field.nullable:
+        return array
+    mask = array.is_null() if array.null_count else None
+    return pa.MapArray.from_arrays(offsets, new_keys, new_items, mask=mask)
+
+
+def _map_parts(array: pa.MapArray) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """The offsets (starting at 0), keys and items of exactly the entries ``array`` spans.
+
+    ``MapArray.keys``/``items`` are the whole child arrays even when ``array`` is a slice.
+    """
+    offsets = array.offsets
+    start = offsets[0].as_py()
+    stop = offsets[-1].as_py()
+    rebased = pc.subtract(offsets, pa.scalar(start, offsets.type))
+    return rebased, array.keys.slice(start, stop - start), array.items.slice(start, stop - start)
+
+
+def _offsets_from_lengths(path: str, lengths: pa.Array) -> pa.Array:
+    ends = pc.cumulative_sum(lengths)
+    offsets = pa.concat_arrays([pa.array([0], pa.int64()), ends])
+    try:
+        return offsets.cast(pa.int32())
+    except pa.ArrowInvalid as e:
+        raise BatchTooLarge(
+            f"column {path!r} holds more than 2**31 list elements in one batch; "
+            "send it in smaller batches"
+        ) from e
+
+
+def _leaf_target(path: str, t: pa.DataType) -> pa.DataType:
+    """The canonical type of a non-nested type, or InvalidInput if Delta cannot store it."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if (
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_fixed_size_binary(t)
+    ):
+        return pa.binary()
+    if pa.types.is_boolean(t) or t in _SIGNED_INTS:
+        return t
+    if t in _UNSIGNED_TARGET:
+        return _UNSIGNED_TARGET[t]
+    if pa.types.is_float16(t):
+        return pa.float32()
+    if pa.types.is_float32(t) or pa.types.is_float64(t):
+        return t
+    if pa.types.is_date32(t) or pa.types.is_date64(t):
+        return pa.date32()
+    if pa.types.is_timestamp(t):
+        return TIME_TYPE
+    # Delta's decimal is at most 38 digits, which decimal128 always fits.
+    if pa.types.is_decimal(t) and t.precision <= 38:
+        return pa.decimal128(t.precision, t.scale)
+    raise InvalidInput(
+        f"column {path!r} has type {t}, which arrowlog cannot store; "
+        "send it as a string or a timestamp"
+    )
+
+
+def _cast_leaf(path: str, array: pa.Array, target: pa.DataType) -> pa.Array:
+    # Truncation is allowed only for time: ns -> us drops sub-microseconds, and a date64
+    # is a date, so any milliseconds past midnight carry no meaning.
+    options = pc.CastOptions(target, allow_time_truncate=True)
+    try:
+        return pc.cast(array, options=options)
+    except pa.ArrowInvalid as e:
+        if pa.types.is_uint64(array.type):
+            raise InvalidInput(
+                f"column {path!r} has a value {pc.max(array).as_py()} that is larger than "
+                f"int64 allows ({_INT64_MAX})"
+            ) from e
+        raise InvalidInput(f"column {path!r} has a value outside the range of {target}: {e}") from e
+
+
+def _check_strings(name: str, array: pa.Array, max_string_bytes: int) -> None:
+    """Reject invalid UTF-8 and oversized values before they reach the WAL.
+
+    Parquet and every reader assume valid UTF-8 in string columns, and one huge value can
+    blow the buffer's memory budget, so both are refused whole here.
+    """
+    if not any(_walk_types(array.type, _is_bytes_like)):
+        return
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid as e:
+        raise InvalidInput(f"column {name!r} holds a value that is not valid UTF-8") from e
+    for path, leaf in _bytes_leaves(name, array):
+        longest = pc.max(pc.binary_length(leaf)).as_py()
+        if longest is not None and longest > max_string_bytes:
+            raise BatchTooLarge(
+                f"column {path!r} holds a value of {longest} bytes; the limit is "
+                f"{max_string_bytes} bytes (setting max_string_bytes)"
+            )
+
+
+def _is_bytes_like(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_binary(t)
+
+
+def _walk_types(t: pa.DataType, predicate: Callable[[pa.DataType], bool]) -> Iterator[bool]:
+    """Yield True for every type nested in ``t`` (``t`` included) matching ``predicate``."""
+    if predicate(t):
+        yield True
+    for i in range(t.num_fields):
+        yield from _walk_types(t.field(i).type, predicate)
+
+
+def _bytes_leaves(path: str, array: pa.Array) -> Iterator[tuple[str, pa.Array]]:
+    """Every string/binary array nested in a normalized ``array``, with its path."""
+    t = array.type
+    if _is_bytes_like(t):
+        yield path, array
+    elif pa.types.is_struct(t):
+        for field, child in zip(t.fields, array.flatten(), strict=True):
+            yield from _bytes_leaves(f"{path}.{field.name}", child)
+    elif pa.types.is_map(t):
+        _, keys, items = _map_parts(array)
+        yield from _bytes_leaves(f"{path}.key", keys)
+        yield from _bytes_leaves(f"{path}.value", items)
+    elif pa.types.is_list(t):
+        yield from _bytes_leaves(f"{path}[]", array.flatten())
+
+
+def _is_untyped(t: pa.DataType) -> bool:
+    """True for types that still contain null, such as the list<null> of ``[]``."""
+    return any(_walk_types(t, pa.types.is_null))
+
+
+# ---------------------------------------------------------------------------------------
+# Time
+
+
+def choose_time_column(table: pa.Table, declared: str | None = None) -> str:
+    """Pick the column a new stream is partitioned and pruned by (DESIGN §4).
+
+    Args:
+        table: the stream's first batch, normalized.
+        declared: the column the user named, if any.
+
+    Returns:
+        ``declared`` once checked; else the first of ``TIME_CANDIDATES`` holding timestamps
+        or strings that all parse as ISO-8601 timestamps; else ``INGESTED_AT``.
+
+    Raises:
+        InvalidInput: ``declared`` is missing from the batch, has a type other than
+            timestamp or string, or holds a string that is not a timestamp.
+
+    Example: ``choose_time_column(table)  # -> "ts"``
+    """
+    if declared is not None:
+        if declared == INGESTED_AT:
+            return declared
+        if declared not in table.column_names:
+            raise InvalidInput(
+                f"time column {declared!r} is not in the batch, whose columns are "
+                f"{_names(table.column_names)}"
+            )
+        column = table.column(declared).combine_chunks()
+        if pa.types.is_string(column.type):
+            _parse_timestamps(declared, column)
+        elif not pa.types.is_timestamp(column.type):
+            raise InvalidInput(
+                f"time column {declared!r} has type {column.type}; it must be a timestamp "
+                "or an ISO-8601 string"
+            )
+        return declared
+    for name in TIME_CANDIDATES:
+        if name not in table.column_names:
+            continue
+        column = table.column(name).combine_chunks()
+        if pa.types.is_timestamp(column.type):
+            return name
+        if pa.types.is_string(column.type) and _all_timestamps(name, column):
+            return name
+        logger.debug("column %r (%s) is not a time column", name, column.type)
+    return INGESTED_AT
+
+
+def _all_timestamps(name: str, column: pa.Array) -> bool:
+    try:
+        _parse_timestamps(name, column)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _parse_timestamps(name: str, strings: pa.Array) -> pa.Array:
+    """Parse ISO-8601 strings into ``TIME_TYPE``; naive strings are UTC wall time.
+
+    Raises InvalidInput quoting the first value that does not parse.
+    """
+    try:
+        return _try_parse_timestamps(strings)
+    except pa.ArrowInvalid:
+        bad = _first_failure(strings, _try_parse_timestamps)
+        raise InvalidInput(
+            f"column {name!r} has a value that is not a timestamp: {_short_repr(bad)}"
+        ) from None
+
+
+def _try_parse_timestamps(strings: pa.Array) -> pa.Array:
+    zoned = pc.match_substring_regex(strings, _ZONED_RE)
+    with_zone = pc.if_else(zoned, strings, pa.scalar(None, pa.string()))
+    without_zone = pc.if_else(zoned, pa.scalar(None, pa.string()), strings)
+    try:
+        return _parse_both(zoned, with_zone, without_zone, "us")
+    except pa.ArrowInvalid:
+        # Nanosecond fractions only parse at unit ns (years 1677-2262), then truncate to us.
+        return _parse_both(zoned, with_zone, without_zone, "ns")
+
+
+def _parse_both(
+    zoned: pa.Array, with_zone: pa.Array, without_zone: pa.Array, unit: str
+) -> pa.Array:
+    options = pc.CastOptions(TIME_TYPE, allow_time_truncate=True)
+    aware = pc.cast(with_zone.cast(pa.timestamp(unit, tz="UTC")), options=options)
+    # A naive timestamp relabelled as UTC keeps its wall time: that is the UTC reading.
+    naive = pc.cast(without_zone.cast(pa.timestamp(unit)), options=options)
+    return pc.if_else(zoned, aware, naive)
+
+
+def _first_failure(array: pa.Array, convert: Callable[[pa.Array], object]) -> object:
+    """The first value of ``array`` that ``convert`` rejects, found by bisection.
+
+    Runs only after ``convert(array)`` failed; O(log n) vectorised calls instead of a
+    Python loop over the values.
+    """
+    lo, hi = 0, len(array)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            convert(array.slice(lo, mid - lo))
+        except pa.ArrowInvalid:
+            hi = mid
+        else:
+            lo = mid
+    return array[lo].as_py()
+
+
+def _ingested_scalar(ingested_at: pa.Scalar | _dt.datetime) -> pa.Scalar:
+    if isinstance(ingested_at, pa.Scalar):
+        scalar = ingested_at.cast(TIME_TYPE)
+    elif isinstance(ingested_at, _dt.datetime):
+        scalar = pa.scalar(ingested_at, type=TIME_TYPE)  # naive datetimes are read as UTC
+    else:
+        raise TypeError(
+            f"ingested_at must be a datetime or a pyarrow scalar, not {_type_name(ingested_at)}"
+        )
+    if not scalar.is_valid:
+        raise ValueError("ingested_at must not be null")
+    return scalar
+
+
+# ---------------------------------------------------------------------------------------
+# Stream schema: coercion and evolution
+
+
+def coerce(
+    table: pa.Table,
+    stream_schema: pa.Schema | None,
+    time_column: str,
+    ingested_at: pa.Scalar | _dt.datetime,
+    *,
+    stream: str,
+) -> tuple[pa.Table, pa.Schema]:
+    """Fit a normalized batch to its stream's schema, evolving the schema additively.
+
+    Columns the stream knows are cast to the stream's type when the cast only widens
+    (see ``_can_widen``) or, for integers, when every value fits; new columns are appended, nullable, in batch order; columns the
+    batch lacks become nulls. The time column always ends up ``TIME_TYPE``, and a record
+    without a time gets its ingestion time, so every row lands in a day partition.
+
+    Args:
+        table: a normalized batch (``normalize``).
+        stream_schema: the stream's user schema (no system columns), None for a new stream.
+        time_column: the stream's time column (``choose_time_column``), or ``INGESTED_AT``.
+        ingested_at: when the batch was accepted; naive datetimes are UTC.
+        stream: the stream's name, for messages.
+
+    Returns:
+        ``(batch, schema)``: the batch with the user columns in ``schema`` order, then
+        ``_ingested_at``; and the stream's user schema after this batch, all nullable.
+        For columns the stream knows, the result does not depend on the batch's column order.
+
+    Raises:
+        InvalidInput: a column whose type conflicts with the stream's (naming the column and
+            both types), a value that does not fit the widened type, or a time column that
+            cannot hold timestamps.
+
+    Example: ``batch, schema = coerce(t, None, "ts", datetime.now(UTC), stream="http_logs")``
+    """
+    ingested = _ingested_scalar(ingested_at)
+    rows = table.num_rows
+    known = list(stream_schema) if stream_schema is not None else []
+    if time_column in RESERVED and time_column != INGESTED_AT:
+        raise InvalidInput(f"time column {time_column!r} is a reserved name")
+    for field in known:
+        if field.name in RESERVED:
+            raise InvalidInput(f"column {field.name!r} of stream {stream!r} is reserved")
+    batch = {name: table.column(name).combine_chunks() for name in table.column_names}
+
+    fields: list[pa.Field] = []
+    arrays: list[pa.Array] = []
+    for field in known:
+        if field.name in batch:
+            array = _cast_to(field.name, batch[field.name], field.type, stream)
+        else:
+            array = pa.nulls(rows, field.type)
+        fields.append(pa.field(field.name, field.type))
+        arrays.append(array)
+    known_names = {f.name for f in known}
+    for name, array in batch.items():
+        if name in known_names:
+            continue
+        if _is_untyped(array.type):
+            # e.g. [] in every record: nothing says what the elements are, so wait for a
+            # batch that does rather than fix the column to an arbitrary type.
+            logger.debug("stream %r: not adding column %r of type %s yet", stream, name, array.type)
+            continue
+        if name == time_column:
+            array = _to_time(name, array, stream)
+        fields.append(pa.field(name, array.type))
+        arrays.append(array)
+    if time_column != INGESTED_AT:
+        _fill_time(time_column, fields, arrays, ingested, rows, stream)
+
+    schema = pa.schema(fields)
+    arrays.append(pa.repeat(ingested, rows))
+    result = pa.Table.from_arrays(arrays, schema=schema.append(_INGESTED_AT_FIELD))
+    if stream_schema is None or len(schema) != len(stream_schema):
+        logger.debug("stream %r schema is now %s", stream, schema.names)
+    return result, schema
+
+
+def _fill_time(
+    name: str,
+    fields: list[pa.Field],
+    arrays: list[pa.Array],
+    ingested: pa.Scalar,
+    rows: int,
+    stream: str,
+) -> None:
+    """Make the time column non-null TIME_TYPE in place, adding it if nobody sent it."""
+    index = next((i for i, f in enumerate(fields) if f.name == name), None)
+    if index is None:
+        fields.append(pa.field(name, TIME_TYPE))
+        arrays.append(pa.repeat(ingested, rows))
+        return
+    if fields[index].type != TIME_TYPE:
+        raise InvalidInput(
+            f"time column {name!r} of stream {stream!r} has type {fields[index].type}; "
+            f"it must be {TIME_TYPE}"
+        )
+    if arrays[index].null_count:
+        arrays[index] = pc.fill_null(arrays[index], ingested)
+
+
+def _to_time(name: str, array: pa.Array, stream: str) -> pa.Array:
+    if array.type == TIME_TYPE:
+        return array
+    if pa.types.is_string(array.type) or pa.types.is_date32(array.type):
+        return _cast_to(name, array, TIME_TYPE, stream)
+    raise InvalidInput(
+        f"column {name!r} has type {array.type}, but the time column of stream {stream!r} "
+        "must be a timestamp or an ISO-8601 string"
+    )
+
+
+def _cast_to(name: str, array: pa.Array, target: pa.DataType, stream: str) -> pa.Array:
+    """Cast a batch column to the stream's type, allowing only widening casts."""
+    source = array.type
+    if source == target:
+        return array
+    if array.null_count == len(array):
+        # Nulls fit any type: an all-null column means the same as a missing one.
+        return pa.nulls(len(array), target)
+    conflict = InvalidInput(
+        f"column {name!r} has type {source}, but stream {stream!r} has {target}"
+    )
+    if _is_untyped(source):
+        # list<null> etc. (only empty or null elements): fits any list of the same shape.
+        try:
+            return array.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+            raise conflict from e
+    # A narrower int column is accepted value by value (the cast is range-checked): JSON and
+    # NDJSON always infer int64, so a stream declared with int32 could take no JSON otherwise.
+    narrowing = source in _SIGNED_INTS and target in _SIGNED_INTS
+    if not (narrowing or _can_widen(source, target)):
+        raise conflict
+    if pa.types.is_string(source):
+        return _parse_timestamps(name, array)
+    try:
+        return array.cast(target)
+    except pa.ArrowInvalid as e:
+        raise InvalidInput(
+            f"column {name!r} has a value that stream {stream!r} cannot store as {target}: {e}"
+        ) from e
+
+
+def _can_widen(source: pa.DataType, target: pa.DataType) -> bool:
+    """The casts a batch may make to fit a stream: none lose information or change meaning.
+
+    int -> wider int, int -> float64 (checked per value: beyond 2**53 it is refused),
+    float32 -> float64, and string or date32 -> timestamp. Nothing becomes a string, floats
+    never become ints, and nested types must match exactly.
+    """
+    if source in _SIGNED_INTS and target in _SIGNED_INTS:
+        return source.bit_width < target.bit_width
+    if source in _SIGNED_INTS or pa.types.is_float32(source):
+        return pa.types.is_float64(target)
+    if target == TIME_TYPE:
+        return pa.types.is_string(source) or pa.types.is_date32(source)
+    return False
+
+
+def merge_schemas(a: pa.Schema, b: pa.Schema) -> pa.Schema:
+    """Union two user schemas of one stream, e.g. the catalog's and the WAL's.
+
+    Fields of ``a`` come first, in order, then the fields only ``b`` has. A column typed
+    differently takes the type both can be widened to (``int32`` and ``int64`` give
+    ``int64``, ``int64`` and ``float32`` give ``float64``).
+
+    Args:
+        a: the schema whose order wins.
+        b: the schema whose new fields are appended.
+
+    Returns:
+        The merged schema, all fields nullable, without metadata.
+
+    Raises:
+        InvalidInput: a column whose two types have no common widening.
+
+    Example: ``merge_schemas(catalog_schema, wal_schema)``
+    """
+    b_types = {f.name: f.type for f in b}
+    fields = []
+    for field in a:
+        other = b_types.get(field.name, field.type)
+        fields.append(pa.field(field.name, _wider(field.name, field.type, other)))
+    a_names = set(a.names)
+    fields.extend(pa.field(f.name, f.type) for f in b if f.name not in a_names)
+    return pa.schema(fields)
+
+
+def _wider(name: str, x: pa.DataType, y: pa.DataType) -> pa.DataType:
+    if x == y or _can_widen(y, x) or _is_untyped(y):
+        return x
+    if _can_widen(x, y) or _is_untyped(x):
+        return y
+    if _can_widen(x, pa.float64()) and _can_widen(y, pa.float64()):
+        return pa.float64()
+    raise InvalidInput(f"column {name!r} has type {x} in one schema and {y} in the other")
+
+
+# ---------------------------------------------------------------------------------------
+# System columns
+
+
+def system_schema(user_schema: pa.Schema) -> pa.Schema:
+    """The stored schema: user columns, then ``_offset`` and ``_ingested_at``, both not null.
+
+    Args:
+        user_schema: the stream's user schema, as returned by ``coerce``.
+
+    Returns:
+        ``user_schema`` plus the two system fields.
+
+    Example: ``system_schema(pa.schema([("msg", pa.string())]))``
+    """
+    return pa.schema([*user_schema, _OFFSET_FIELD, _INGESTED_AT_FIELD])
+
+
+def with_offsets(table: pa.Table, first_offset: int) -> pa.Table:
+    """Number a coerced batch's rows ``first_offset, first_offset + 1, ...``.
+
+    Called by the log under its lock, once the batch's place in the stream is known;
+    ``_offset`` goes just before ``_ingested_at`` so the result has ``system_schema``.
+
+    Args:
+        table: the first element of ``coerce``'s result.
+        first_offset: the offset of the batch's first row.
+
+    Returns:
+        The table with an ``_offset`` column.
+
+    Raises:
+        ValueError: ``table`` is not a ``coerce`` result, or ``first_offset`` is negative.
+
+    Example: ``with_offsets(batch, next_offset)``
+    """
+    if first_offset < 0:
+        raise ValueError(f"offsets start at 0, got {first_offset}")
+    index = table.schema.get_field_index(INGESTED_AT)
+    if index < 0 or OFFSET in table.column_names:
+        raise ValueError("with_offsets needs a coerce() result: one _ingested_at and no _offset")
+    offsets = pa.array(np.arange(first_offset, first_offset + table.num_rows, dtype=np.int64))
+    return table.add_column(index, _OFFSET_FIELD, offsets)
+
+
+# ---------------------------------------------------------------------------------------
+# Message helpers
+
+
+def _type_name(value: object) -> str:
+    cls = type(value)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _field_name(key: str | bytes) -> str:
+    return key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _names(items: Iterable[str]) -> str:
+    return ", ".join(map(repr, items))

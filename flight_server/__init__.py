@@ -1,0 +1,1 @@
+"""arrowlog's Arrow Flight front end: Flight SQL and plain Flight verbs."""

@@ -164,6 +164,7 @@ class Log:
             os.close(self._lock_fd)
             raise
         self._engine = QueryEngine(self._snapshot_or_none, self._names)
+        self._appended = threading.Condition()  # notified after every acknowledged append
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flusher = threading.Thread(
@@ -274,6 +275,8 @@ class Log:
                 due = self._flush_due(s)
             break
         self._wal.sync(seq)
+        with self._appended:
+            self._appended.notify_all()
         if due:
             self._wake.set()
         return AppendResult(name, coerced.num_rows, first, first + coerced.num_rows - 1)
@@ -434,6 +437,41 @@ class Log:
             yield chunk
             offset = chunk.column(OFFSET)[-1].as_py() + 1
 
+    def tail(
+        self,
+        stream: str,
+        from_offset: int = 0,
+        *,
+        batch_rows: int = 64 * 1024,
+        poll: float = 1.0,
+        stop: threading.Event | None = None,
+    ) -> Iterator[pa.Table]:
+        """Follow a stream: yield records from ``from_offset`` on, then new ones as they are acked.
+
+        Runs until ``stop`` is set or the log closes; each yielded table holds consecutive
+        offsets. ``poll`` bounds how long a wait lasts before ``stop`` is checked again.
+
+        Example: ``for table in log.tail("http_logs", from_offset=1000): ...``
+        """
+        offset = from_offset
+        while not self._closed and not (stop is not None and stop.is_set()):
+            chunk = self.read(stream, offset, batch_rows)
+            if chunk.num_rows:
+                offset = chunk.column(OFFSET)[-1].as_py() + 1
+                yield chunk
+                continue
+            with self._appended:
+                # Re-check under the condition: an ack between read() and wait() would
+                # otherwise be noticed only after `poll` seconds.
+                if self._last_durable_offset(stream) < offset:
+                    self._appended.wait(poll)
+
+    def _last_durable_offset(self, stream: str) -> int:
+        s = self._get(stream)
+        with self._lock:
+            durable = s.buffer.durable(self._wal.synced_seq)
+            return durable[-1].last_offset if durable else s.catalog.watermark
+
     def streams(self) -> list[StreamInfo]:
         """Every stream: name, schema, time column, row count, offset range, bytes."""
         self._check_open()
@@ -517,6 +555,8 @@ class Log:
         finally:
             with self._lock:
                 self._closed = True
+            with self._appended:
+                self._appended.notify_all()  # wake tails so they see the log closed
             self._wal.close()
             os.close(self._lock_fd)
             logger.info("closed %s", self.path)

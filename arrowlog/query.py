@@ -321,8 +321,9 @@ class QueryEngine:
             )
         try:
             tables = duckdb.get_table_names(query)
-        except duckdb.Error as e:
-            raise InvalidInput(str(e)) from e
+        except duckdb.Error:
+            # Queries with parameters cannot be bound without values: offer every stream.
+            tables = set(self.names())
         for name in tables:
             snap = self.resolve(name)
             if snap is not None:
@@ -331,7 +332,7 @@ class QueryEngine:
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         try:
-            rel = con.execute(query, params) if params is not None else con.execute(query)
+            rel = con.sql(query, params=params) if params is not None else con.sql(query)
             reader = rel.to_arrow_reader(64 * 1024)
         except duckdb.CatalogException as e:
             raise StreamNotFound(str(e)) from e

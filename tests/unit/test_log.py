@@ -1,0 +1,462 @@
+"""The embedded Log: ingest, bad input, evolution, flushing, storage format, SQL, recovery."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import deltalake
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import arrowlog
+from arrowlog import (
+    BatchTooLarge,
+    InvalidInput,
+    ReadOnlyQuery,
+    StreamNotFound,
+    Unavailable,
+)
+from arrowlog.wal import WriteAheadLog
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached before the deadline")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Iterator[arrowlog.Log]:
+    with arrowlog.open(tmp_path / "data", flush_interval=3600.0) as lg:
+        yield lg
+
+
+def _records(n: int, start: int = 0, **extra) -> list[dict]:
+    return [
+        {
+            "ts": T0 + timedelta(minutes=i),
+            "level": "ERROR" if i % 5 == 0 else "INFO",
+            "n": start + i,
+            **extra,
+        }
+        for i in range(n)
+    ]
+
+
+def _count(log: arrowlog.Log, stream: str) -> int:
+    return log.sql(f"SELECT count(*) AS c FROM {stream}").to_arrow().column("c")[0].as_py()
+
+
+# -- accepted inputs --------------------------------------------------------------------------
+
+
+def test_every_input_kind_appends_the_same_records(log: arrowlog.Log) -> None:
+    recs = _records(3)
+    table = pa.Table.from_pylist(recs)
+    inputs = [recs, table, table.to_batches()[0], table.to_pandas(), pl.from_arrow(table)]
+    for i, data in enumerate(inputs):
+        res = log.append("s", data)
+        assert (res.stream, res.accepted, res.first_offset, res.last_offset) == (
+            "s",
+            3,
+            3 * i,
+            3 * i + 2,
+        )
+    got = log.sql("SELECT n, level FROM s ORDER BY _offset").to_arrow()
+    assert got.column("n").to_pylist() == [0, 1, 2] * len(inputs)
+
+
+def test_offsets_are_gap_free_under_concurrent_appends_and_fsyncs_are_shared(
+    log: arrowlog.Log,
+) -> None:
+    def worker(k: int) -> None:
+        for j in range(30):
+            log.append("s", [{"k": k, "j": j}])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    t = log.sql("SELECT _offset, k, j FROM s ORDER BY _offset").to_arrow()
+    assert t.column("_offset").to_pylist() == list(range(240))
+    assert sorted(zip(t.column("k").to_pylist(), t.column("j").to_pylist(), strict=True)) == [
+        (k, j) for k in range(8) for j in range(30)
+    ]
+    # Group commit: 240 acknowledged appends needed fewer fsyncs than appends.
+    assert 0 < log._wal.fsync_count < 240
+
+
+def test_read_your_writes_before_and_after_flush_and_reopen(tmp_path: Path) -> None:
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        log.append("s", _records(10))
+        assert _count(log, "s") == 10  # from the buffer
+        log.flush()
+        log.append("s", _records(5, 10))
+        assert _count(log, "s") == 15  # segments plus buffer
+        info = log.describe("s")
+        assert (info.rows, info.first_offset, info.last_offset, info.buffered_rows) == (
+            15,
+            0,
+            14,
+            5,
+        )
+    with arrowlog.open(tmp_path) as log:
+        assert _count(log, "s") == 15
+        assert log.read("s", 0, 100).column("n").to_pylist() == list(range(15))
+
+
+# -- bad input changes nothing ------------------------------------------------------------------
+
+
+def _invalid_utf8() -> pa.Table:
+    arr = pa.Array.from_buffers(
+        pa.string(),
+        1,
+        [None, pa.py_buffer(b"\x00\x00\x00\x00\x02\x00\x00\x00"), pa.py_buffer(b"\xff\xfe")],
+    )
+    return pa.table({"ts": pa.array([T0], pa.timestamp("us", tz="UTC")), "level": arr, "n": [1]})
+
+
+BAD_INPUTS = [
+    (
+        "s",
+        [{"ts": T0, "level": "INFO", "n": "forty-two"}],
+        InvalidInput,
+        r"column 'n' has type string, but stream 's' has int64",
+    ),
+    (
+        "s",
+        [{"ts": T0, "level": 7, "n": 1}],
+        InvalidInput,
+        r"column 'level' has type int64, but stream 's' has string",
+    ),
+    ("s", [{"ts": "yesterday", "n": 1}], InvalidInput, r"column 'ts'.*'yesterday'"),
+    ("s", [], InvalidInput, r"empty batch"),
+    ("s", [1, 2, 3], InvalidInput, r"records must be dicts"),
+    ("s", "not records", InvalidInput, r"str"),
+    ("s", [{"_offset": 5, "n": 1}], InvalidInput, r"column '_offset' is reserved"),
+    ("s", [{"n": 1, "msg": "x" * 2_000_000}], BatchTooLarge, r"column 'msg'"),
+    ("s", _invalid_utf8(), InvalidInput, r"column 'level'.*not valid UTF-8"),
+    ("../etc", [{"n": 1}], InvalidInput, r"invalid stream name '../etc'"),
+    ("a" * 129, [{"n": 1}], InvalidInput, r"invalid stream name"),
+    ("naïve", [{"n": 1}], InvalidInput, r"invalid stream name"),
+]
+
+
+@pytest.mark.parametrize(("stream", "data", "error", "message"), BAD_INPUTS)
+def test_bad_input_is_rejected_whole_and_changes_nothing(
+    log: arrowlog.Log, stream: str, data: object, error: type, message: str
+) -> None:
+    log.append("s", _records(4))
+    before = log.describe("s")
+    wal_bytes = sum(p.stat().st_size for p in (log.path / "wal").iterdir())
+    with pytest.raises(error, match=message):
+        log.append(stream, data)
+    after = log.describe("s")
+    assert (after.rows, after.last_offset, after.schema) == (
+        before.rows,
+        before.last_offset,
+        before.schema,
+    )
+    assert sum(p.stat().st_size for p in (log.path / "wal").iterdir()) == wal_bytes
+    assert [s.name for s in log.streams()] == ["s"]
+    # The next good append continues at the next offset.
+    assert log.append("s", _records(1)).first_offset == 4
+
+
+def test_batch_over_the_size_limit_is_rejected(tmp_path: Path) -> None:
+    with arrowlog.open(tmp_path, max_batch_bytes=10_000) as log:
+        with pytest.raises(BatchTooLarge, match=r"over the limit of 10000 bytes"):
+            log.append("s", {"x": list(range(5000))})
+        assert log.streams() == []
+
+
+# -- schemas, streams, time column ------------------------------------------------------------
+
+
+def test_schema_evolves_additively_and_survives_flush_and_reopen(tmp_path: Path) -> None:
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        log.append("s", _records(2))
+        log.flush()
+        log.append("s", _records(2, 2, host="web-1"))
+        names = log.schema("s").names
+        assert names == ["ts", "level", "n", "host", "_offset", "_ingested_at"]
+    with arrowlog.open(tmp_path) as log:  # the new column came back from the WAL, then the catalog
+        got = log.sql("SELECT n, host FROM s ORDER BY n").to_arrow().to_pylist()
+        assert got == [
+            {"n": 0, "host": None},
+            {"n": 1, "host": None},
+            {"n": 2, "host": "web-1"},
+            {"n": 3, "host": "web-1"},
+        ]
+        delta_names = (
+            deltalake.DeltaTable(str(tmp_path / "streams" / "s")).schema().to_arrow().names
+        )
+        assert "host" in delta_names
+
+
+def test_missing_fields_become_nulls_and_ints_widen(log: arrowlog.Log) -> None:
+    log.append("s", pa.table({"n": pa.array([1], pa.int64()), "f": [0.5]}))
+    log.append("s", pa.table({"n": pa.array([2], pa.int16())}))
+    log.append("s", pa.table({"f": pa.array([3], pa.int32())}))
+    assert log.sql("SELECT n, f FROM s ORDER BY _offset").to_arrow().to_pylist() == [
+        {"n": 1, "f": 0.5},
+        {"n": 2, "f": None},
+        {"n": None, "f": 3.0},
+    ]
+
+
+def test_time_column_defaults_parses_strings_and_falls_back_to_ingested_at(
+    log: arrowlog.Log,
+) -> None:
+    log.append("a", [{"@timestamp": "2026-11-23T10:00:00Z", "ts": 5, "m": "x"}])
+    assert log.describe("a").time_column == "@timestamp"  # 'ts' is an int: not a time
+    assert log.schema("a").field("@timestamp").type == pa.timestamp("us", tz="UTC")
+    log.append("b", [{"m": "no time here"}])
+    assert log.describe("b").time_column == "_ingested_at"
+    log.append("c", [{"ts": "2026-11-23T10:00:00+01:00"}, {"ts": None}])
+    got = log.sql("SELECT ts, _ingested_at FROM c ORDER BY _offset").to_arrow().to_pylist()
+    assert got[0]["ts"] == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert got[1]["ts"] == got[1]["_ingested_at"]  # a record without a time gets its ingestion time
+
+
+def test_declared_stream_with_schema_and_time_column(log: arrowlog.Log) -> None:
+    schema = pa.schema([("at", pa.timestamp("ms")), ("code", pa.int32()), ("msg", pa.string())])
+    info = log.create_stream("events", schema, time_column="at")
+    assert info.time_column == "at" and info.rows == 0
+    assert info.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    log.append("events", [{"at": "2026-11-23T00:00:00Z", "code": 7}])
+    assert log.sql("SELECT code, msg FROM events").to_arrow().to_pylist() == [
+        {"code": 7, "msg": None}
+    ]
+    with pytest.raises(InvalidInput, match=r"stream 'events' already exists"):
+        log.create_stream("events", schema)
+    with pytest.raises(InvalidInput, match=r"already uses time column 'at', not 'ts'"):
+        log.append("events", [{"code": 1}], time_column="ts")
+    assert log.describe("events").rows == 1
+
+
+def test_unknown_stream_errors(log: arrowlog.Log) -> None:
+    with pytest.raises(StreamNotFound, match=r"stream 'nope' not found"):
+        log.read("nope")
+    with pytest.raises(StreamNotFound, match=r"stream 'nope' not found"):
+        log.sql("SELECT * FROM nope")
+    with pytest.raises(StreamNotFound):
+        log.describe("nope")
+
+
+# -- flushing and storage -----------------------------------------------------------------------
+
+
+def test_background_flush_by_rows_and_by_age(tmp_path: Path) -> None:
+    with arrowlog.open(tmp_path, flush_rows=100, flush_interval=3600.0) as log:
+        log.append("s", _records(150))
+        _wait_until(lambda: log.describe("s").segments > 0)
+        assert log.describe("s").buffered_rows == 0
+    with arrowlog.open(tmp_path, flush_interval=0.2) as log:
+        log.append("s", _records(3, 150))
+        _wait_until(lambda: log.describe("s").buffered_rows == 0)
+        assert _count(log, "s") == 153
+
+
+def test_segments_are_a_delta_table_other_engines_read(tmp_path: Path) -> None:
+    days = [T0 + timedelta(hours=h) for h in (0, 30, 5, 55, 1)]  # three days, out of order
+    with arrowlog.open(tmp_path, flush_interval=3600.0, row_group_rows=2) as log:
+        log.append("s", [{"ts": d, "n": i} for i, d in enumerate(days)])
+        log.flush()
+    path = tmp_path / "streams" / "s"
+    dt = deltalake.DeltaTable(str(path))
+    assert dt.transaction_version("arrowlog:s") == 4  # the watermark: last flushed offset
+    assert sorted(dt.to_pyarrow_table().column("n").to_pylist()) == [0, 1, 2, 3, 4]
+    assert pl.scan_delta(str(path)).select(pl.len()).collect().item() == 5
+    files = dt.file_uris()
+    assert sorted(Path(f).parent.name for f in files) == [
+        "day=2026-11-20",
+        "day=2026-11-21",
+        "day=2026-11-22",
+    ]
+    for f in files:
+        pf = pq.ParquetFile(f)
+        assert pf.metadata.row_group(0).column(0).compression == "ZSTD"
+        ts = pf.read().column("ts").to_pylist()
+        assert ts == sorted(ts)  # sorted by the time column within a segment
+    big = max(files, key=lambda f: pq.ParquetFile(f).metadata.num_rows)
+    assert (
+        pq.ParquetFile(big).metadata.num_rows == 3
+        and pq.ParquetFile(big).metadata.num_row_groups == 2
+    )
+
+
+def test_wal_space_is_reclaimed_only_after_a_flush(tmp_path: Path) -> None:
+    with arrowlog.open(tmp_path, flush_interval=3600.0, wal_segment_bytes=4096) as log:
+        for i in range(20):
+            log.append("s", _records(20, i * 20))
+        wal_files = len(list((tmp_path / "wal").iterdir()))
+        assert wal_files > 3
+        log.flush()
+        assert len(list((tmp_path / "wal").iterdir())) < wal_files
+        assert _count(log, "s") == 400
+
+
+def test_a_flush_committed_before_a_crash_is_not_replayed_twice(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Crash between the Delta commit and the WAL release: the WAL still holds flushed entries.
+    monkeypatch.setattr(WriteAheadLog, "release", lambda self, below_seq: 0)
+    log = arrowlog.open(tmp_path, flush_interval=3600.0)
+    log.append("s", _records(7))
+    log.flush()
+    log.append("s", _records(3, 7))
+    # Simulate kill -9: stop the flusher thread and drop the directory lock, no close().
+    log._stop.set()
+    log._wake.set()
+    log._flusher.join()
+    os.close(log._lock_fd)
+    monkeypatch.undo()
+    with arrowlog.open(tmp_path) as again:
+        t = again.sql("SELECT _offset, n FROM s ORDER BY _offset").to_arrow()
+        assert t.column("_offset").to_pylist() == list(range(10))
+        assert t.column("n").to_pylist() == list(range(10))
+
+
+def test_second_process_on_the_same_directory_is_refused(log: arrowlog.Log) -> None:
+    with pytest.raises(Unavailable, match=r"in use by another arrowlog process"):
+        arrowlog.open(log.path)
+
+
+def test_closed_log_refuses_calls(tmp_path: Path) -> None:
+    log = arrowlog.open(tmp_path)
+    log.close()
+    with pytest.raises(Unavailable, match=r"the log is closed"):
+        log.append("s", [{"n": 1}])
+
+
+# -- SQL -------------------------------------------------------------------------------------------
+
+
+def test_sql_results_in_every_shape(log: arrowlog.Log) -> None:
+    log.append("s", _records(10))
+    res = log.sql("SELECT level, count(*) AS c FROM s GROUP BY level ORDER BY level")
+    assert isinstance(res.to_pandas(), pd.DataFrame)
+    assert res.to_polars().to_dicts() == [{"level": "ERROR", "c": 2}, {"level": "INFO", "c": 8}]
+    assert sum(b.num_rows for b in res) == 2
+    assert pa.table(res).num_rows == 2  # Arrow C stream protocol
+    assert res.schema.field("level").type == pa.string()  # plain utf8, never Utf8View
+
+
+def test_both_engines_agree(log: arrowlog.Log) -> None:
+    log.append("s", _records(50))
+    log.flush()
+    log.append("s", _records(20, 50))
+    q = "SELECT level, count(*) AS c, sum(n) AS total FROM s GROUP BY level ORDER BY level"
+    df = log.sql(q).to_arrow().to_pylist()
+    dd = log.sql(q, engine="duckdb").to_arrow().to_pylist()
+    assert [(r["level"], r["c"], int(r["total"])) for r in df] == [
+        (r["level"], r["c"], int(r["total"])) for r in dd
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "engine", "message"),
+    [
+        (
+            "COPY (SELECT 1) TO '/tmp/arrowlog-copy.csv'",
+            "datafusion",
+            r"not allowed: arrowlog is read-only",
+        ),
+        (
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+            "datafusion",
+            r"CreateExternalTable is not allowed",
+        ),
+        ("INSERT INTO s (n) VALUES (1)", "datafusion", r"Insert is not allowed"),
+        ("DROP TABLE s", "datafusion", r"DropTable is not allowed"),
+        ("SET datafusion.execution.batch_size = 1", "datafusion", r"SetVariable is not allowed"),
+        ("COPY s TO '/tmp/arrowlog-copy.csv'", "duckdb", r"only SELECT queries are allowed"),
+        ("INSERT INTO s VALUES (1)", "duckdb", r"only SELECT queries are allowed"),
+    ],
+)
+def test_sql_is_read_only(log: arrowlog.Log, query: str, engine: str, message: str) -> None:
+    log.append("s", _records(3))
+    with pytest.raises(ReadOnlyQuery, match=message):
+        log.sql(query, engine=engine).to_arrow()
+    assert _count(log, "s") == 3
+    assert not Path("/tmp/arrowlog-copy.csv").exists()
+
+
+def test_queries_cannot_read_files(log: arrowlog.Log) -> None:
+    log.append("s", _records(1))
+    with pytest.raises(StreamNotFound):
+        log.sql("SELECT * FROM '/etc/passwd'").to_arrow()
+    with pytest.raises(InvalidInput, match=r"(?i)disabled"):
+        log.sql("SELECT * FROM read_csv('/etc/passwd')", engine="duckdb").to_arrow()
+
+
+def test_sql_errors_carry_the_engine_message(log: arrowlog.Log) -> None:
+    log.append("s", _records(1))
+    with pytest.raises(InvalidInput, match=r"ParserError"):
+        log.sql("SELEC 1")
+    with pytest.raises(InvalidInput, match=r"(?i)divide by zero"):
+        log.sql("SELECT n / 0 FROM s").to_arrow()
+    with pytest.raises(InvalidInput, match=r"empty SQL query"):
+        log.sql("   ")
+
+
+def test_time_filters_prune_segments_before_files_are_opened(log: arrowlog.Log) -> None:
+    for day in range(5):
+        log.append("s", [{"ts": T0 + timedelta(days=day, minutes=m), "n": m} for m in range(10)])
+        log.flush()
+    assert log.describe("s").segments == 5
+    plan = (
+        log.sql("EXPLAIN SELECT count(*) FROM s WHERE ts >= TIMESTAMP '2026-11-24T00:00:00Z'")
+        .to_arrow()
+        .column("plan")
+        .to_pylist()
+    )
+    # One live segment and the always-present empty fragment survive the catalog pruning.
+    assert any("number_of_fragments=2" in p for p in plan), plan
+    assert _count(log, "s") == 50
+    got = log.sql(
+        "SELECT count(*) AS c FROM s WHERE ts >= TIMESTAMP '2026-11-24T00:00:00Z'"
+    ).to_arrow()
+    assert got.column("c")[0].as_py() == 10
+    got = log.sql("SELECT count(*) AS c FROM s WHERE _offset BETWEEN 12 AND 27").to_arrow()
+    assert got.column("c")[0].as_py() == 16
+
+
+def test_stream_names_are_case_insensitive_in_sql_when_unambiguous(log: arrowlog.Log) -> None:
+    log.append("HttpLogs", _records(2))
+    assert _count(log, "HttpLogs") == 2
+    assert _count(log, '"HttpLogs"') == 2
+
+
+def test_tail_follows_new_records(log: arrowlog.Log) -> None:
+    log.append("s", _records(2))
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def follow() -> None:
+        for table in log.tail("s", 1, poll=0.05, stop=stop):
+            seen.extend(table.column("n").to_pylist())
+
+    t = threading.Thread(target=follow)
+    t.start()
+    for i in range(2, 6):
+        log.append("s", _records(1, i))
+    _wait_until(lambda: len(seen) == 5)
+    stop.set()
+    t.join()
+    assert seen == [1, 2, 3, 4, 5]

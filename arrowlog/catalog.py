@@ -19,13 +19,13 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from arrowlog.errors import StorageError
 from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, system_schema
@@ -48,6 +48,7 @@ class SegmentInfo:
     max_offset: int | None
     min_time: datetime | None
     max_time: datetime | None
+    day: date | None = None  # the Hive-style partition value
 
 
 class StreamCatalog:
@@ -166,6 +167,96 @@ class StreamCatalog:
         for s in segments:
             self.segments[s.path] = s
 
+    def remove_segments(self, paths: list[str]) -> None:
+        for p in paths:
+            self.segments.pop(p, None)
+
+    def _live(self) -> tuple[dict[str, SegmentInfo], pa.Table]:
+        self._table.update_incremental()
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        live = {s.path: s for s in _segments_from_actions(self.path, actions, self.time_column)}
+        return live, actions
+
+    def rewrite_partition(
+        self, day: date, table: pa.Table, writer_properties: Any, target_file_size: int
+    ) -> tuple[list[str], list[SegmentInfo]]:
+        """Replace every file of partition ``day`` by ``table``'s rows in one Delta commit.
+
+        The caller holds the stream's flush lock, so no other commit can add a file to the
+        partition between reading it and this swap: the predicate removes exactly the files
+        that were read. Returns (removed paths, added segments).
+        """
+        before = set(self.segments)
+        try:
+            write_deltalake(
+                self._table,
+                table,
+                partition_by=[PARTITION],
+                mode="overwrite",
+                predicate=f"{PARTITION} = '{day.isoformat()}'",
+                schema_mode="merge",
+                target_file_size=target_file_size,
+                writer_properties=writer_properties,
+                commit_properties=CommitProperties(
+                    custom_metadata={"arrowlog.operation": "compact"}
+                ),
+            )
+            live, _ = self._live()
+        except (DeltaError, OSError) as e:
+            raise StorageError(
+                f"compaction of {self.path.name!r} partition {day} failed: {e}"
+            ) from e
+        removed = [p for p in before if p not in live]
+        added = [s for p, s in live.items() if p not in before]
+        return removed, added
+
+    def drop_partitions(self, days: list[date]) -> list[str]:
+        """Remove whole day partitions as a metadata-only Delta delete. Returns removed paths."""
+        if not days:
+            return []
+        before = set(self.segments)
+        values = ", ".join(f"'{d.isoformat()}'" for d in days)
+        for attempt in range(5):
+            try:
+                self._table.delete(
+                    f"{PARTITION} IN ({values})",
+                    commit_properties=CommitProperties(
+                        custom_metadata={"arrowlog.operation": "retention"}
+                    ),
+                )
+                break
+            except CommitFailedError:
+                # A concurrent commit conflicted: reload and retry (DESIGN: retention retries).
+                logger.warning(
+                    "retention commit on %r conflicted; retrying (%d)", self.path.name, attempt + 1
+                )
+                self._table.update_incremental()
+            except (DeltaError, OSError) as e:
+                raise StorageError(f"retention on {self.path.name!r} failed: {e}") from e
+        else:
+            raise StorageError(
+                f"retention on {self.path.name!r} kept conflicting; will retry later"
+            )
+        try:
+            live, _ = self._live()
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"could not reload the catalog of {self.path.name!r}: {e}") from e
+        return [p for p in before if p not in live]
+
+    def vacuum(self, retention_hours: int) -> int:
+        """Delete files the log removed more than ``retention_hours`` ago. Returns the count.
+
+        Only called with the stream's flush lock held: vacuum also deletes files no commit
+        lists, which is what an in-progress flush's files look like until it commits.
+        """
+        try:
+            deleted = self._table.vacuum(
+                retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
+            )
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"vacuum of {self.path.name!r} failed: {e}") from e
+        return len(deleted)
+
     @property
     def bytes(self) -> int:
         return sum(s.size for s in self.segments.values())
@@ -183,8 +274,8 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
 
     paths = column("path")
     return [
-        SegmentInfo(str(root / p), size, rows, mn_o, mx_o, mn_t, mx_t)
-        for p, size, rows, mn_o, mx_o, mn_t, mx_t in zip(
+        SegmentInfo(str(root / p), size, rows, mn_o, mx_o, mn_t, mx_t, day)
+        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day in zip(
             paths,
             column("size_bytes"),
             column("num_records"),
@@ -192,6 +283,7 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
             column(f"max.{OFFSET}"),
             column(f"min.{time_column}"),
             column(f"max.{time_column}"),
+            column(f"partition.{PARTITION}"),
             strict=True,
         )
     ]

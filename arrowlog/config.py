@@ -23,8 +23,8 @@ __all__ = ["ENV_PREFIX", "Settings", "settings_help"]
 ENV_PREFIX = "ARROWLOG_"
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, *, zero_ok: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "zero_ok": zero_ok})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,13 +58,38 @@ class Settings:
     max_string_bytes: int = _setting(
         1024 * 1024, "Largest single string or binary value accepted in a record."
     )
+    compact_target_bytes: int = _setting(
+        128 * 1024 * 1024,
+        "Compaction rewrites a day's small segments into files of about this size.",
+    )
+    compact_interval: float = _setting(
+        60.0, "Seconds between background compaction and retention runs."
+    )
+    vacuum_grace_hours: int = _setting(
+        1,
+        "Files removed by compaction or retention are deleted this many hours later; "
+        "keep it longer than any query runs.",
+        zero_ok=True,
+    )
+    retention_days: float = _setting(
+        0.0,
+        "Drop day partitions whose records are all older than this (0 keeps data forever).",
+        zero_ok=True,
+    )
+    retention_bytes: int = _setting(
+        0,
+        "Drop a stream's oldest day partitions while it is larger than this (0: no limit).",
+        zero_ok=True,
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-                raise InvalidInput(f"setting {f.name} must be positive, got {value!r}")
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if numeric and (value < 0 or (value == 0 and not f.metadata["zero_ok"])):
+                    wanted = "zero or more" if f.metadata["zero_ok"] else "positive"
+                    raise InvalidInput(f"setting {f.name} must be {wanted}, got {value!r}")
 
     @classmethod
     def load(

@@ -36,6 +36,13 @@ import pyarrow.dataset as ds
 
 from arrowlog.buffer import BufferedBatch, StreamBuffer
 from arrowlog.catalog import StreamCatalog
+from arrowlog.compaction import (
+    CompactionResult,
+    RetentionResult,
+    expired_partitions,
+    partitions_to_compact,
+    read_partition,
+)
 from arrowlog.config import Settings
 from arrowlog.errors import (
     ArrowlogError,
@@ -171,6 +178,10 @@ class Log:
             target=self._run_flusher, name="arrowlog-flusher", daemon=True
         )
         self._flusher.start()
+        self._maintainer = threading.Thread(
+            target=self._run_maintenance, name="arrowlog-maintenance", daemon=True
+        )
+        self._maintainer.start()
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -387,6 +398,111 @@ class Log:
                     # The records stay in the buffer and the WAL; the next tick retries.
                     logger.exception("background flush of stream %r failed", s.name)
 
+    # -- lifecycle: compaction and retention -------------------------------------------------
+
+    def compact(self, stream: str | None = None) -> list[CompactionResult]:
+        """Merge each day partition's small segments into time-sorted files of the target size.
+
+        One Delta commit per partition swaps old files for new (remove + add); appends
+        continue meanwhile, flushes of the stream wait. Files removed are deleted by vacuum
+        only after ``vacuum_grace_hours``, so queries already running keep their files.
+
+        Example: ``log.compact("http_logs")``
+        """
+        self._check_open()
+        return [self._compact_stream(s) for s in self._select(stream)]
+
+    def _compact_stream(self, s: _Stream) -> CompactionResult:
+        started = time.perf_counter()
+        target = self.settings.compact_target_bytes
+        removed_total = added_total = rows = 0
+        with s.flush_lock:
+            snap = self._snapshot(s.name)
+            days = partitions_to_compact(snap.segments, target)
+            for day in days:
+                table = read_partition(snap, day)
+                removed, added = s.catalog.rewrite_partition(
+                    day, prepare_segment(table, s.time_column), self._writer_properties, target
+                )
+                if sum(a.rows for a in added) != table.num_rows:
+                    raise StorageError(
+                        f"compaction of {s.name!r} partition {day} wrote {sum(a.rows for a in added)} "
+                        f"rows for {table.num_rows} read"
+                    )
+                with self._lock:
+                    s.catalog.remove_segments(removed)
+                    s.catalog.add_segments(added)
+                removed_total += len(removed)
+                added_total += len(added)
+                rows += table.num_rows
+            if days:
+                s.catalog.vacuum(self.settings.vacuum_grace_hours)
+        result = CompactionResult(
+            s.name, len(days), removed_total, added_total, rows, time.perf_counter() - started
+        )
+        if days:
+            logger.info(
+                "compacted %r: %d partitions, %d files into %d, %d rows in %.3f s",
+                s.name,
+                len(days),
+                removed_total,
+                added_total,
+                rows,
+                result.seconds,
+            )
+        return result
+
+    def apply_retention(
+        self, stream: str | None = None, *, now: datetime | None = None
+    ) -> list[RetentionResult]:
+        """Drop day partitions past ``retention_days`` / over ``retention_bytes`` (metadata-only).
+
+        Example: ``arrowlog.open("./data", retention_days=7).apply_retention()``
+        """
+        self._check_open()
+        now = now or datetime.now(UTC)
+        results = []
+        for s in self._select(stream):
+            with s.flush_lock:
+                snap = self._snapshot(s.name)
+                days = expired_partitions(
+                    snap.segments,
+                    now=now,
+                    retention_days=self.settings.retention_days,
+                    retention_bytes=self.settings.retention_bytes,
+                )
+                if not days:
+                    continue
+                sizes = {seg.path: seg.size for seg in snap.segments}
+                removed = s.catalog.drop_partitions(days)
+                with self._lock:
+                    s.catalog.remove_segments(removed)
+                s.catalog.vacuum(self.settings.vacuum_grace_hours)
+            result = RetentionResult(
+                s.name, days, len(removed), sum(sizes.get(p, 0) for p in removed)
+            )
+            logger.info(
+                "retention dropped %d partitions (%d files, %d bytes) of %r",
+                len(days),
+                result.files_removed,
+                result.bytes_removed,
+                s.name,
+            )
+            results.append(result)
+        return results
+
+    def _run_maintenance(self) -> None:
+        while not self._stop.wait(self.settings.compact_interval):
+            for s in list(self._streams.values()):
+                if self._stop.is_set():
+                    return
+                try:
+                    if self.settings.retention_days or self.settings.retention_bytes:
+                        self.apply_retention(s.name)
+                    self._compact_stream(s)
+                except ArrowlogError:
+                    logger.exception("background maintenance of stream %r failed", s.name)
+
     # -- reading ---------------------------------------------------------------------------
 
     def sql(
@@ -549,6 +665,7 @@ class Log:
         self._stop.set()
         self._wake.set()
         self._flusher.join()
+        self._maintainer.join()
         try:
             for s in list(self._streams.values()):
                 self._flush_stream(s)

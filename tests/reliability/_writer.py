@@ -3,7 +3,8 @@
 Usage: python _writer.py DATA_DIR START_K THREADS
 Each line on stdout is ``first_offset last_offset k0``: the records at those offsets carry
 ``k`` = k0, k0+1, ... . A line is printed only after ``append`` returned (= acknowledged).
-A third thread calls ``flush()`` in a loop so kills also land mid-flush.
+Another thread calls ``flush()`` and ``compact()`` in a loop so kills also land mid-flush
+and mid-compaction.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import arrowlog
 
 def main() -> None:
     data_dir, k_start, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    log = arrowlog.open(data_dir, flush_rows=3000, flush_interval=0.2)
+    log = arrowlog.open(data_dir, flush_rows=3000, flush_interval=0.2, vacuum_grace_hours=0)
     out_lock = threading.Lock()
     counter = [k_start]
     base = datetime(2026, 11, 20, tzinfo=UTC)
@@ -48,8 +49,10 @@ def main() -> None:
                 sys.stdout.flush()
 
     def flusher() -> None:
+        # Flushes and compactions back to back, so kills land in the middle of both.
         while True:
             log.flush()
+            log.compact()
 
     sys.stdout.write("ready\n")
     sys.stdout.flush()

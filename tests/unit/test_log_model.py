@@ -1,4 +1,5 @@
-"""Property test: random appends, schema evolution, flushes and reopens against a model."""
+"""Property test: random appends (late data included), schema evolution, flushes,
+compactions and reopens against an in-memory model."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ class LogMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="arrowlog-model-")
-        self.log = arrowlog.open(self.dir, flush_interval=3600.0, flush_rows=10**9)
+        self.log = arrowlog.open(self.dir, flush_interval=3600.0, flush_rows=10**9, vacuum_grace_hours=0)
         self.rows: list[dict] = []  # the model: records in offset order
         self.columns: list[str] = []
 
@@ -59,10 +60,15 @@ class LogMachine(RuleBasedStateMachine):
     def flush(self) -> None:
         self.log.flush()
 
+    @precondition(lambda self: self.rows)
+    @rule()
+    def compact(self) -> None:
+        self.log.compact()
+
     @rule()
     def reopen(self) -> None:
         self.log.close()
-        self.log = arrowlog.open(self.dir, flush_interval=3600.0, flush_rows=10**9)
+        self.log = arrowlog.open(self.dir, flush_interval=3600.0, flush_rows=10**9, vacuum_grace_hours=0)
 
     @precondition(lambda self: self.rows)
     @rule(frm=st.integers(0, 200), limit=st.integers(0, 60))

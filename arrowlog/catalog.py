@@ -15,6 +15,7 @@ DataFusion provider does not prune files, so it is not used.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -35,6 +36,7 @@ __all__ = ["SegmentInfo", "StreamCatalog"]
 logger = logging.getLogger(__name__)
 
 _SETTINGS_FILE = "_arrowlog_stream.json"
+_INSTANCES = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,9 @@ class StreamCatalog:
         self.time_column = time_column
         self._table = table
         self.segments: dict[str, SegmentInfo] = {}
+        # Bumped whenever the live-file set changes: readers cache per-generation work.
+        self.generation = 0
+        self._instance = next(_INSTANCES)
         self._reload_index()
 
     # -- creation and opening --------------------------------------------------------------
@@ -166,10 +171,12 @@ class StreamCatalog:
     def add_segments(self, segments: list[SegmentInfo]) -> None:
         for s in segments:
             self.segments[s.path] = s
+        self.generation += 1
 
     def remove_segments(self, paths: list[str]) -> None:
         for p in paths:
             self.segments.pop(p, None)
+        self.generation += 1
 
     def _live(self) -> tuple[dict[str, SegmentInfo], pa.Table]:
         self._table.update_incremental()
@@ -256,6 +263,11 @@ class StreamCatalog:
         except (DeltaError, OSError) as e:
             raise StorageError(f"vacuum of {self.path.name!r} failed: {e}") from e
         return len(deleted)
+
+    @property
+    def cache_key(self) -> tuple[str, int, int]:
+        """Unique to this exact live-file set (a reopened catalog never reuses a key)."""
+        return (str(self.path), self._instance, self.generation)
 
     @property
     def bytes(self) -> int:

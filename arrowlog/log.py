@@ -647,6 +647,7 @@ class Log:
                 time_column=s.time_column,
                 segments=list(s.catalog.segments.values()),
                 buffer=[b.table for b in s.buffer.durable(self._wal.synced_seq)],
+                segments_key=s.catalog.cache_key,
             )
 
     def _snapshot_or_none(self, stream: str) -> TableSnapshot | None:

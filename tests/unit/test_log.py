@@ -460,3 +460,29 @@ def test_tail_follows_new_records(log: arrowlog.Log) -> None:
     stop.set()
     t.join()
     assert seen == [1, 2, 3, 4, 5]
+
+
+def test_appends_and_queries_do_not_wait_for_a_flush_in_progress(tmp_path: Path, monkeypatch) -> None:
+    from arrowlog.catalog import StreamCatalog
+
+    entered, release = threading.Event(), threading.Event()
+    real_append = StreamCatalog.append
+
+    def slow_commit(self, *args, **kwargs):
+        entered.set()
+        assert release.wait(30)
+        return real_append(self, *args, **kwargs)
+
+    monkeypatch.setattr(StreamCatalog, "append", slow_commit)
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        log.append("s", _records(5))
+        flusher = threading.Thread(target=log.flush)
+        flusher.start()
+        assert entered.wait(10)  # the flush is stuck inside its Delta commit
+        res = log.append("s", _records(5, 5))  # returns although the flush has not finished
+        assert res.first_offset == 5
+        assert _count(log, "s") == 10  # the flushing records stay visible from the buffer
+        release.set()
+        flusher.join()
+        assert _count(log, "s") == 10
+        assert log.describe("s").buffered_rows == 5

@@ -64,7 +64,7 @@ class StreamCatalog:
         # Bumped whenever the live-file set changes: readers cache per-generation work.
         self.generation = 0
         self._instance = next(_INSTANCES)
-        self._reload_index()
+        self.segments = self._live()
 
     # -- creation and opening --------------------------------------------------------------
 
@@ -124,12 +124,6 @@ class StreamCatalog:
     def version(self) -> int:
         return self._table.version()
 
-    def _reload_index(self) -> None:
-        actions = pa.table(self._table.get_add_actions(flatten=True))
-        self.segments = {
-            s.path: s for s in _segments_from_actions(self.path, actions, self.time_column)
-        }
-
     # -- committing ------------------------------------------------------------------------
 
     def append(
@@ -141,32 +135,55 @@ class StreamCatalog:
         the commit added; the in-memory index is updated by the caller via ``add_segments``
         so that it can swap buffer and index together for readers.
         """
+        _, added = self._write(
+            table,
+            what="flush",
+            mode="append",
+            writer_properties=writer_properties,
+            commit_properties=CommitProperties(
+                app_transactions=[Transaction(app_id=self._app_id, version=last_offset)],
+                custom_metadata={
+                    "arrowlog.operation": "flush",
+                    "arrowlog.last_offset": str(last_offset),
+                },
+            ),
+        )
+        return added
+
+    def rewrite_partition(
+        self, day: date, table: pa.Table, writer_properties: Any, target_file_size: int
+    ) -> tuple[list[str], list[SegmentInfo]]:
+        """Replace every file of partition ``day`` by ``table``'s rows in one Delta commit.
+
+        The caller holds the stream's flush lock, so no other commit can add a file to the
+        partition between reading it and this swap: the predicate removes exactly the files
+        that were read. Returns (removed paths, added segments).
+        """
+        return self._write(
+            table,
+            what=f"compaction of partition {day}",
+            mode="overwrite",
+            predicate=f"{PARTITION} = '{day.isoformat()}'",
+            target_file_size=target_file_size,
+            writer_properties=writer_properties,
+            commit_properties=CommitProperties(custom_metadata={"arrowlog.operation": "compact"}),
+        )
+
+    def _write(
+        self, table: pa.Table, *, what: str, **options: Any
+    ) -> tuple[list[str], list[SegmentInfo]]:
+        """One Delta write commit; returns (paths it removed, segments it added)."""
         before = set(self.segments)
         try:
             write_deltalake(
-                self._table,
-                table,
-                partition_by=[PARTITION],
-                mode="append",
-                schema_mode="merge",
-                writer_properties=writer_properties,
-                commit_properties=CommitProperties(
-                    app_transactions=[Transaction(app_id=self._app_id, version=last_offset)],
-                    custom_metadata={
-                        "arrowlog.operation": "flush",
-                        "arrowlog.last_offset": str(last_offset),
-                    },
-                ),
+                self._table, table, partition_by=[PARTITION], schema_mode="merge", **options
             )
-            self._table.update_incremental()
-            actions = pa.table(self._table.get_add_actions(flatten=True))
+            live = self._live()
         except (DeltaError, OSError) as e:
-            raise StorageError(f"flush of stream {self.path.name!r} failed: {e}") from e
-        return [
-            s
-            for s in _segments_from_actions(self.path, actions, self.time_column)
-            if s.path not in before
-        ]
+            raise StorageError(f"{what} of stream {self.path.name!r} failed: {e}") from e
+        removed = [p for p in before if p not in live]
+        added = [seg for p, seg in live.items() if p not in before]
+        return removed, added
 
     def add_segments(self, segments: list[SegmentInfo]) -> None:
         for s in segments:
@@ -178,44 +195,11 @@ class StreamCatalog:
             self.segments.pop(p, None)
         self.generation += 1
 
-    def _live(self) -> tuple[dict[str, SegmentInfo], pa.Table]:
+    def _live(self) -> dict[str, SegmentInfo]:
+        """The live files according to the newest version of the Delta log."""
         self._table.update_incremental()
         actions = pa.table(self._table.get_add_actions(flatten=True))
-        live = {s.path: s for s in _segments_from_actions(self.path, actions, self.time_column)}
-        return live, actions
-
-    def rewrite_partition(
-        self, day: date, table: pa.Table, writer_properties: Any, target_file_size: int
-    ) -> tuple[list[str], list[SegmentInfo]]:
-        """Replace every file of partition ``day`` by ``table``'s rows in one Delta commit.
-
-        The caller holds the stream's flush lock, so no other commit can add a file to the
-        partition between reading it and this swap: the predicate removes exactly the files
-        that were read. Returns (removed paths, added segments).
-        """
-        before = set(self.segments)
-        try:
-            write_deltalake(
-                self._table,
-                table,
-                partition_by=[PARTITION],
-                mode="overwrite",
-                predicate=f"{PARTITION} = '{day.isoformat()}'",
-                schema_mode="merge",
-                target_file_size=target_file_size,
-                writer_properties=writer_properties,
-                commit_properties=CommitProperties(
-                    custom_metadata={"arrowlog.operation": "compact"}
-                ),
-            )
-            live, _ = self._live()
-        except (DeltaError, OSError) as e:
-            raise StorageError(
-                f"compaction of {self.path.name!r} partition {day} failed: {e}"
-            ) from e
-        removed = [p for p in before if p not in live]
-        added = [s for p, s in live.items() if p not in before]
-        return removed, added
+        return {s.path: s for s in _segments_from_actions(self.path, actions, self.time_column)}
 
     def drop_partitions(self, days: list[date]) -> list[str]:
         """Remove whole day partitions as a metadata-only Delta delete. Returns removed paths."""
@@ -245,7 +229,7 @@ class StreamCatalog:
                 f"retention on {self.path.name!r} kept conflicting; will retry later"
             )
         try:
-            live, _ = self._live()
+            live = self._live()
         except (DeltaError, OSError) as e:
             raise StorageError(f"could not reload the catalog of {self.path.name!r}: {e}") from e
         return [p for p in before if p not in live]

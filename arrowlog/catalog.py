@@ -20,7 +20,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _SETTINGS_FILE = "_arrowlog_stream.json"
 _INSTANCES = itertools.count()
+_MS_TRUNCATION = timedelta(microseconds=999)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +269,10 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
     def column(name: str) -> list[Any]:
         return actions.column(name).to_pylist() if name in cols else [None] * actions.num_rows
 
+    # Delta keeps timestamp statistics truncated to milliseconds: a file's true maximum can
+    # lie up to 999 µs above the recorded one, so widen it (the minimum is truncated down,
+    # which is already safe). Without this a filter like ts > x.9995 prunes a matching file.
+    max_times = [None if t is None else t + _MS_TRUNCATION for t in column(f"max.{time_column}")]
     paths = column("path")
     return [
         SegmentInfo(str(root / p), size, rows, mn_o, mx_o, mn_t, mx_t, day)
@@ -278,7 +283,7 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
             column(f"min.{OFFSET}"),
             column(f"max.{OFFSET}"),
             column(f"min.{time_column}"),
-            column(f"max.{time_column}"),
+            max_times,
             column(f"partition.{PARTITION}"),
             strict=True,
         )

@@ -486,3 +486,15 @@ def test_appends_and_queries_do_not_wait_for_a_flush_in_progress(tmp_path: Path,
         flusher.join()
         assert _count(log, "s") == 10
         assert log.describe("s").buffered_rows == 5
+
+
+def test_pruning_is_exact_at_sub_millisecond_precision(log: arrowlog.Log) -> None:
+    # Delta stores timestamp statistics truncated to milliseconds; a segment's true max can
+    # lie up to 999 µs above the recorded one and must not be pruned away.
+    last = datetime(2026, 11, 1, 0, 0, 1, 999_999, tzinfo=UTC)
+    log.append("s", [{"ts": datetime(2026, 11, 1, 0, 0, 0, 123_456, tzinfo=UTC), "n": 1}, {"ts": last, "n": 2}])
+    log.flush()
+    got = log.sql("SELECT n FROM s WHERE ts > TIMESTAMP '2026-11-01T00:00:01.999500Z'").to_arrow()
+    assert got.column("n").to_pylist() == [2]
+    got = log.sql("SELECT n FROM s WHERE ts < TIMESTAMP '2026-11-01T00:00:00.123500Z'").to_arrow()
+    assert got.column("n").to_pylist() == [1]

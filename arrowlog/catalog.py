@@ -19,17 +19,21 @@ import itertools
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.schema import Field as DeltaField
+from deltalake.transaction import AddAction, RemoveAction
 
 from arrowlog.errors import StorageError
 from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, system_schema
+from arrowlog.segments import SegmentFile
 
 __all__ = ["SegmentInfo", "StreamCatalog"]
 
@@ -37,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 _SETTINGS_FILE = "_arrowlog_stream.json"
 _INSTANCES = itertools.count()
-_MS_TRUNCATION = timedelta(microseconds=999)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ class SegmentInfo:
     rows: int
     min_offset: int | None
     max_offset: int | None
-    min_time: datetime | None
+    min_time: datetime | None  # Delta statistics: truncated to the millisecond
     max_time: datetime | None
     day: date | None = None  # the Hive-style partition value
 
@@ -127,64 +130,72 @@ class StreamCatalog:
 
     # -- committing ------------------------------------------------------------------------
 
-    def append(
-        self, table: pa.Table, last_offset: int, writer_properties: Any
-    ) -> list[SegmentInfo]:
-        """Write ``table`` (with a ``day`` column) as new segments in one Delta commit.
-
-        The commit carries ``last_offset`` as the stream's watermark. Returns the segments
-        the commit added; the in-memory index is updated by the caller via ``add_segments``
-        so that it can swap buffer and index together for readers.
-        """
-        _, added = self._write(
-            table,
-            what="flush",
-            mode="append",
-            writer_properties=writer_properties,
-            commit_properties=CommitProperties(
-                app_transactions=[Transaction(app_id=self._app_id, version=last_offset)],
-                custom_metadata={
-                    "arrowlog.operation": "flush",
-                    "arrowlog.last_offset": str(last_offset),
-                },
-            ),
-        )
-        return added
-
-    def rewrite_partition(
-        self, day: date, table: pa.Table, writer_properties: Any, target_file_size: int
+    def commit(
+        self,
+        files: list[SegmentFile],
+        *,
+        schema: pa.Schema,
+        remove: list[SegmentInfo] = (),  # type: ignore[assignment]
+        watermark: int | None = None,
+        operation: str,
     ) -> tuple[list[str], list[SegmentInfo]]:
-        """Replace every file of partition ``day`` by ``table``'s rows in one Delta commit.
+        """Make ``files`` live (and ``remove`` not live) in one atomic Delta commit.
 
-        The caller holds the stream's flush lock, so no other commit can add a file to the
-        partition between reading it and this swap: the predicate removes exactly the files
-        that were read. Returns (removed paths, added segments).
+        Args:
+            files: written, fsynced segment files (``segments.write_segment_files``).
+            schema: the stream's full schema; new columns are added to the table first.
+            remove: segments this commit replaces (compaction): they leave in the same commit.
+            watermark: for a flush, the last offset it commits, recorded as the stream's
+                application transaction so recovery skips WAL entries up to it.
+            operation: recorded in the commit's metadata ("flush", "compact").
+
+        Returns:
+            (removed paths, added segments), for the caller to swap into the index together
+            with its buffer so readers never see both or neither.
         """
-        return self._write(
-            table,
-            what=f"compaction of partition {day}",
-            mode="overwrite",
-            predicate=f"{PARTITION} = '{day.isoformat()}'",
-            target_file_size=target_file_size,
-            writer_properties=writer_properties,
-            commit_properties=CommitProperties(custom_metadata={"arrowlog.operation": "compact"}),
-        )
-
-    def _write(
-        self, table: pa.Table, *, what: str, **options: Any
-    ) -> tuple[list[str], list[SegmentInfo]]:
-        """One Delta write commit; returns (paths it removed, segments it added)."""
         before = set(self.segments)
+        now = int(time.time() * 1000)
+        data_change = not remove  # a compaction rearranges data, it does not change it
+        actions: list[Any] = [
+            AddAction(f.relpath, f.size, {PARTITION: f.day.isoformat()}, now, data_change, f.stats)
+            for f in files
+        ]
+        actions += [
+            RemoveAction(
+                str(Path(seg.path).relative_to(self.path)),
+                False,
+                now,
+                seg.size,
+                {PARTITION: seg.day.isoformat() if seg.day else None},
+            )
+            for seg in remove
+        ]
+        txns = [] if watermark is None else [Transaction(app_id=self._app_id, version=watermark)]
+        metadata = {"arrowlog.operation": operation}
+        if watermark is not None:
+            metadata["arrowlog.last_offset"] = str(watermark)
         try:
-            write_deltalake(
-                self._table, table, partition_by=[PARTITION], schema_mode="merge", **options
+            self._evolve(schema)
+            self._table.create_write_transaction(
+                actions,
+                mode="append",
+                schema=self._table.schema(),
+                partition_by=[PARTITION],
+                commit_properties=CommitProperties(app_transactions=txns, custom_metadata=metadata),
             )
             live = self._live()
         except (DeltaError, OSError) as e:
-            raise StorageError(f"{what} of stream {self.path.name!r} failed: {e}") from e
+            raise StorageError(f"{operation} of stream {self.path.name!r} failed: {e}") from e
         removed = [p for p in before if p not in live]
         added = [seg for p, seg in live.items() if p not in before]
         return removed, added
+
+    def _evolve(self, schema: pa.Schema) -> None:
+        """Add to the Delta table the columns ``schema`` has and the table lacks (nullable)."""
+        known = set(pa.schema(self._table.schema().to_arrow()).names)
+        new = [DeltaField.from_arrow(f.with_nullable(True)) for f in schema if f.name not in known]
+        if new:
+            self._table.alter.add_columns(new)
 
     def add_segments(self, segments: list[SegmentInfo]) -> None:
         for s in segments:
@@ -269,10 +280,6 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
     def column(name: str) -> list[Any]:
         return actions.column(name).to_pylist() if name in cols else [None] * actions.num_rows
 
-    # Delta keeps timestamp statistics truncated to milliseconds: a file's true maximum can
-    # lie up to 999 µs above the recorded one, so widen it (the minimum is truncated down,
-    # which is already safe). Without this a filter like ts > x.9995 prunes a matching file.
-    max_times = [None if t is None else t + _MS_TRUNCATION for t in column(f"max.{time_column}")]
     paths = column("path")
     return [
         SegmentInfo(str(root / p), size, rows, mn_o, mx_o, mn_t, mx_t, day)
@@ -283,7 +290,7 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
             column(f"min.{OFFSET}"),
             column(f"max.{OFFSET}"),
             column(f"min.{time_column}"),
-            max_times,
+            column(f"max.{time_column}"),
             column(f"partition.{PARTITION}"),
             strict=True,
         )

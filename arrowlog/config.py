@@ -18,13 +18,35 @@ from typing import Any
 
 from arrowlog.errors import InvalidInput
 
-__all__ = ["ENV_PREFIX", "Settings", "settings_help"]
+__all__ = ["ENV_PREFIX", "Settings", "settings_help", "settings_markdown"]
 
 ENV_PREFIX = "ARROWLOG_"
 
 
-def _setting(default: Any, help: str, *, zero_ok: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "zero_ok": zero_ok})
+def _setting(
+    default: Any,
+    help: str,
+    *,
+    zero_ok: bool = False,
+    maximum: int | None = None,
+    kind: type | None = None,
+    secret: bool = False,
+) -> Any:
+    """One setting: its default, help, and how values from TOML, env vars and flags convert.
+
+    ``kind`` is the type values convert to; it is needed only when the default is None
+    (an optional setting), otherwise it is the default's type. A ``secret`` is left out of
+    ``repr(settings)``, so logging the settings never logs it.
+    """
+    if kind is None:
+        if default is None:
+            raise TypeError("an optional setting (default None) needs its kind")
+        kind = type(default)
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"help": help, "zero_ok": zero_ok, "maximum": maximum, "kind": kind},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +73,9 @@ class Settings:
     )
     row_group_rows: int = _setting(
         128 * 1024, "Rows per Parquet row group: smaller prunes finer, larger scans faster."
+    )
+    zstd_level: int = _setting(
+        3, "zstd compression level of segment files (1 writes fastest, higher is smaller)."
     )
     max_batch_bytes: int = _setting(
         64 * 1024 * 1024, "Largest batch one append may carry; larger ones are rejected whole."
@@ -81,15 +106,59 @@ class Settings:
         "Drop a stream's oldest day partitions while it is larger than this (0: no limit).",
         zero_ok=True,
     )
+    host: str = _setting(
+        "127.0.0.1",
+        "Address `arrowlog serve` listens on, for Flight and HTTP (0.0.0.0: every interface).",
+    )
+    flight_port: int = _setting(
+        8815,
+        "Port of the Flight / Flight SQL server (0 picks a free port).",
+        zero_ok=True,
+        maximum=65535,
+    )
+    http_port: int = _setting(
+        8080, "Port of the HTTP API (0 picks a free port).", zero_ok=True, maximum=65535
+    )
+    token: str | None = _setting(
+        None,
+        "Bearer token both servers require (`Authorization: Bearer <token>`); unset: no "
+        "authentication. Prefer ARROWLOG_TOKEN to the flag, which shows in process lists.",
+        kind=str,
+        secret=True,
+    )
+    tls_cert: Path | None = _setting(
+        None,
+        "PEM certificate (chain): serve Flight as grpc+tls:// and HTTP as https://. Needs tls_key.",
+        kind=Path,
+    )
+    tls_key: Path | None = _setting(None, "PEM private key of tls_cert.", kind=Path)
+    max_body_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "Largest HTTP request body, before and after gzip decoding; larger ones get 413.",
+    )
+    shutdown_timeout: float = _setting(
+        30.0,
+        "On SIGTERM/SIGINT, seconds `arrowlog serve` waits for in-flight requests to finish.",
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data_dir", Path(self.data_dir))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.metadata["kind"] is Path and value is not None:
+                object.__setattr__(self, f.name, Path(value))
+            if f.default is None and value == "":
+                object.__setattr__(self, f.name, None)  # an empty env var means "unset"
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             if numeric and (value < 0 or (value == 0 and not f.metadata["zero_ok"])):
-                    wanted = "zero or more" if f.metadata["zero_ok"] else "positive"
-                    raise InvalidInput(f"setting {f.name} must be {wanted}, got {value!r}")
+                wanted = "zero or more" if f.metadata["zero_ok"] else "positive"
+                raise InvalidInput(f"setting {f.name} must be {wanted}, got {value!r}")
+            maximum = f.metadata["maximum"]
+            if numeric and maximum is not None and value > maximum:
+                raise InvalidInput(f"setting {f.name} must be at most {maximum}, got {value!r}")
+        if not self.host:
+            raise InvalidInput("setting host must not be empty")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise InvalidInput("settings tls_cert and tls_key go together: set both or neither")
 
     @classmethod
     def load(
@@ -139,7 +208,9 @@ class Settings:
 
 
 def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
-    kind = type(f.default)
+    kind = f.metadata["kind"]
+    if f.default is None and value == "":
+        return None  # ARROWLOG_TOKEN= unsets an optional setting
     try:
         if kind is bool:
             if isinstance(value, str):
@@ -151,6 +222,8 @@ def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
             return bool(value)
         if issubclass(kind, Path):
             return Path(value)
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)  # int(2.5) would silently truncate
         return kind(value)
     except (TypeError, ValueError) as e:
         raise InvalidInput(
@@ -161,3 +234,31 @@ def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
 def settings_help() -> list[tuple[str, Any, str]]:
     """(name, default, help) for every setting, in declaration order."""
     return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(Settings)]
+
+
+def settings_markdown() -> str:
+    """The README's settings table: one row per setting, with its env var and default.
+
+    ``arrowlog settings --markdown`` prints it; ``tests/unit/test_config.py`` fails when the
+    README's copy (between the ``settings-table`` markers) differs.
+    """
+    rows = [
+        "| Setting | Environment variable | Default | Description |",
+        "|---|---|---|---|",
+    ]
+    for name, default, help in settings_help():
+        text = help.replace("|", "\\|")  # a pipe would end the table cell
+        rows.append(
+            f"| `{name}` | `{ENV_PREFIX}{name.upper()}` | {_default_text(default)} | {text} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def _default_text(default: Any) -> str:
+    if default is None:
+        return "unset"
+    if isinstance(default, Path) and not default.is_absolute():
+        return f"`./{default}`"
+    if isinstance(default, bool):
+        return f"`{str(default).lower()}`"
+    return f"`{default}`"

@@ -52,6 +52,7 @@ from arrowlog.errors import (
     StreamNotFound,
     Unavailable,
 )
+from arrowlog.metrics import LogGauges, Metrics, StreamGauges
 from arrowlog.query import (
     Engine,
     Params,
@@ -74,7 +75,7 @@ from arrowlog.schema import (
     validate_stream_name,
     with_offsets,
 )
-from arrowlog.segments import prepare_segment, writer_properties
+from arrowlog.segments import prepare_segment, write_segment_files
 from arrowlog.wal import WriteAheadLog, encode_batch
 
 __all__ = ["AppendResult", "Log", "StreamInfo"]
@@ -143,17 +144,18 @@ class Log:
     """An arrowlog data directory, opened for reading and writing by this process.
 
     Not constructed directly: use ``arrowlog.open(path)``. Thread-safe. Also a context
-    manager; ``close()`` flushes every buffer.
+    manager; ``close()`` flushes every buffer. ``metrics`` (a fresh ``Metrics`` unless one
+    is passed) counts what the log does; servers export it at ``/metrics``.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
         self.path = Path(settings.data_dir)
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self._closed = False
-        self._writer_properties = writer_properties(settings)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             (self.path / "streams").mkdir(exist_ok=True)
@@ -165,12 +167,14 @@ class Log:
                 self.path / "wal",
                 segment_bytes=settings.wal_segment_bytes,
                 fsync=settings.wal_fsync,
+                on_fsync=self.metrics.wal_fsync_seconds.observe,
             )
             self._recover()
         except BaseException:
             os.close(self._lock_fd)
             raise
         self._engine = QueryEngine(self._snapshot_or_none, self._names)
+        self.metrics.watch(self._gauges)
         self._appended = threading.Condition()  # notified after every acknowledged append
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -286,6 +290,7 @@ class Log:
                 due = self._flush_due(s)
             break
         self._wal.sync(seq)
+        self.metrics.ingested(name, coerced.num_rows, encoded.ipc.size)
         with self._appended:
             self._appended.notify_all()
         if due:
@@ -357,20 +362,23 @@ class Log:
             started = time.perf_counter()
             table = pa.concat_tables([conform(b.table, schema) for b in batches])
             last = batches[-1].last_offset
-            added = s.catalog.append(
-                prepare_segment(table, s.time_column), last, self._writer_properties
+            files = write_segment_files(
+                prepare_segment(table, s.time_column), s.catalog.path, self.settings
             )
+            _, added = s.catalog.commit(files, schema=schema, watermark=last, operation="flush")
             with self._lock:
                 s.catalog.add_segments(added)
                 s.buffer.drop_through(last)
             self._release_wal()
+            seconds = time.perf_counter() - started
+            self.metrics.flushed(s.name, table.num_rows, seconds)
             logger.info(
                 "flushed %d rows of %r (offsets to %d) into %d segments in %.3f s",
                 table.num_rows,
                 s.name,
                 last,
                 len(added),
-                time.perf_counter() - started,
+                seconds,
             )
             return table.num_rows
 
@@ -420,9 +428,19 @@ class Log:
             snap = self._snapshot(s.name)
             days = partitions_to_compact(snap.segments, target)
             for day in days:
+                old = [seg for seg in snap.segments if seg.day == day]
                 table = read_partition(snap, day)
-                removed, added = s.catalog.rewrite_partition(
-                    day, prepare_segment(table, s.time_column), self._writer_properties, target
+                rows_per_file = max(
+                    1, target * table.num_rows // max(1, sum(seg.size for seg in old))
+                )
+                files = write_segment_files(
+                    prepare_segment(table, s.time_column),
+                    s.catalog.path,
+                    self.settings,
+                    max_rows=rows_per_file,
+                )
+                removed, added = s.catalog.commit(
+                    files, schema=snap.schema, remove=old, operation="compact"
                 )
                 if sum(a.rows for a in added) != table.num_rows:
                     raise StorageError(
@@ -522,7 +540,9 @@ class Log:
         Example: ``log.sql("SELECT level, count(*) FROM http_logs GROUP BY level").to_pandas()``
         """
         self._check_open()
-        return self._engine.sql(query, engine=engine, params=params)
+        return self.metrics.track_query(
+            engine, lambda: self._engine.sql(query, engine=engine, params=params)
+        )
 
     def read(self, stream: str, from_offset: int = 0, limit: int = 1000) -> pa.Table:
         """Records ``from_offset`` onwards, in offset order, at most ``limit`` of them.
@@ -654,6 +674,27 @@ class Log:
         return self._snapshot(stream) if stream in self._streams else None
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` has run: every call but ``close`` then raises Unavailable."""
+        return self._closed
+
+    def _gauges(self) -> LogGauges:
+        """State for the metrics' gauges, read at scrape time (not kept up to date)."""
+        with self._lock:
+            streams = [
+                StreamGauges(
+                    stream=s.name,
+                    segments=len(s.catalog.segments),
+                    segment_bytes=sum(seg.size for seg in s.catalog.segments.values()),
+                    buffered_rows=s.buffer.rows,
+                    buffered_bytes=s.buffer.nbytes,
+                    next_offset=s.next_offset,
+                )
+                for s in self._streams.values()
+            ]
+        return LogGauges(streams=streams, wal_files=self._wal.file_count)
 
     def _check_open(self) -> None:
         if self._closed:

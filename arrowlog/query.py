@@ -24,13 +24,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from datafusion import SessionConfig, SessionContext, SQLOptions
+from datafusion import DataFrame, SessionConfig, SessionContext, SQLOptions
 from datafusion import catalog as df_catalog
 
 from arrowlog.catalog import SegmentInfo
@@ -93,6 +94,7 @@ def _empty_parquet() -> pa.Buffer:
 _EMPTY_PARQUET = _empty_parquet()
 
 
+_MS_TRUNCATION = timedelta(microseconds=999)
 _FRAGMENTS: OrderedDict[tuple, list[ds.Fragment]] = OrderedDict()
 _FRAGMENTS_LOCK = threading.Lock()
 _FRAGMENT_CACHE_SIZE = 256
@@ -131,12 +133,105 @@ def _guarantee(seg: SegmentInfo, snap: TableSnapshot) -> ds.Expression:
         expr = expr & (ds.field(OFFSET) >= seg.min_offset) & (ds.field(OFFSET) <= seg.max_offset)
     if seg.min_time is not None and seg.max_time is not None:
         t = snap.schema.field(snap.time_column).type
+        # Delta keeps timestamp statistics truncated to milliseconds: the true maximum can
+        # lie up to 999 µs above the recorded one (the minimum is truncated down: safe).
+        # Without widening, a filter like ts > x.9995 would skip a file with a matching row.
         expr = (
             expr
             & (ds.field(snap.time_column) >= pa.scalar(seg.min_time, t))
-            & (ds.field(snap.time_column) <= pa.scalar(seg.max_time, t))
+            & (ds.field(snap.time_column) <= pa.scalar(seg.max_time + _MS_TRUNCATION, t))
         )
     return expr
+
+
+# Above this many files after pruning, one native scan per file plans too slowly; the
+# pyarrow dataset (one scan node, cached fragments) is used instead.
+_NATIVE_MAX_FILES = 256
+_COMPARISONS = {"=": "__eq__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}
+_FLIPPED = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
+
+
+def _prune(snap: TableSnapshot, expr: ds.Expression | None) -> list[str]:
+    """Paths of the snapshot's segments whose guarantees do not contradict ``expr``."""
+    fragments = _segment_fragments(snap)
+    if expr is None:
+        return [f.path for f in fragments]
+    dataset = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, _LOCAL_FS)
+    return [f.path for f in dataset.get_fragments(filter=expr)]
+
+
+def _scan_filters(
+    plan: Any, snapshots: dict[str, TableSnapshot]
+) -> dict[str, ds.Expression | None]:
+    """Per table: what every row any scan of it needs satisfies (None: no constraint)."""
+    found: dict[str, ds.Expression | None] = {}
+    seen: set[str] = set()
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.inputs())
+        variant = node.to_variant()
+        if type(variant).__name__ != "TableScan":
+            continue
+        name = variant.table_name().rsplit(".", 1)[-1]
+        snap = snapshots.get(name)
+        if snap is None:
+            continue
+        usable = {snap.time_column: snap.schema.field(snap.time_column).type, OFFSET: pa.int64()}
+        conjunction: ds.Expression | None = None
+        for f in variant.filters():
+            e = _to_arrow(f, usable)
+            if e is not None:
+                conjunction = e if conjunction is None else conjunction & e
+        if name in seen:  # another scan of the same table: a file is needed if either needs it
+            previous = found[name]
+            found[name] = (
+                None if previous is None or conjunction is None else previous | conjunction
+            )
+        else:
+            found[name] = conjunction
+        seen.add(name)
+    return found
+
+
+def _to_arrow(expr: Any, usable: dict[str, pa.DataType]) -> ds.Expression | None:
+    """A pyarrow expression implied by a DataFusion filter, or None if not understood.
+
+    Only AND/OR of comparisons between a time/offset column and a literal are translated;
+    anything else is "no constraint", which only ever keeps more files than needed.
+    """
+    v = expr.to_variant()
+    if type(v).__name__ != "BinaryExpr":
+        return None
+    op = str(v.op()).upper()
+    if op in ("AND", "OR"):
+        left, right = _to_arrow(v.left(), usable), _to_arrow(v.right(), usable)
+        if op == "AND":
+            return left if right is None else right if left is None else left & right
+        return None if left is None or right is None else left | right
+    if op not in _COMPARISONS:
+        return None
+    lhs, rhs = v.left(), v.right()
+    lk, rk = type(lhs.to_variant()).__name__, type(rhs.to_variant()).__name__
+    if lk == "Literal" and rk == "Column":
+        lhs, rhs, op = rhs, lhs, _FLIPPED[op]
+    elif not (lk == "Column" and rk == "Literal"):
+        return None
+    column = lhs.to_variant().name()
+    if column not in usable:
+        return None
+    value = rhs.python_value()
+    if value is None:
+        return None
+    try:
+        scalar = pa.scalar(value, usable[column])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        return None
+    return getattr(ds.field(column), _COMPARISONS[op])(scalar)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -200,6 +295,7 @@ class _Schema(df_catalog.SchemaProvider):
 
     def __init__(self, engine: QueryEngine) -> None:
         self._engine = engine
+        self.snapshots: dict[str, TableSnapshot] = {}  # by the identifier the query used
 
     @property
     def table_names(self) -> list[str]:  # type: ignore[override]
@@ -211,6 +307,7 @@ class _Schema(df_catalog.SchemaProvider):
         snap = self._engine.resolve(name)
         if snap is None:
             return None
+        self.snapshots[name] = snap
         return df_catalog.Table(build_dataset(snap))
 
     def table_exist(self, name: str) -> bool:
@@ -263,6 +360,15 @@ class QueryEngine:
         }
         if target_partitions:
             self._config["datafusion.execution.target_partitions"] = str(target_partitions)
+        self._native_config = {
+            **self._config,
+            "datafusion.catalog.create_default_catalog_and_schema": "true",
+            "datafusion.catalog.information_schema": "false",
+            # Evaluate filters while decoding, cheapest first, then read the other columns
+            # only for rows that pass (e.g. a user_id needle skips the message column).
+            "datafusion.execution.parquet.pushdown_filters": "true",
+            "datafusion.execution.parquet.reorder_filters": "true",
+        }
 
     def resolve_name(self, name: str) -> str | None:
         """The stream a (possibly case-folded) SQL identifier refers to."""
@@ -276,9 +382,9 @@ class QueryEngine:
         real = self.resolve_name(name)
         return None if real is None else self._resolve(real)
 
-    def context(self) -> SessionContext:
+    def context(self, schema: _Schema | None = None) -> SessionContext:
         ctx = SessionContext(SessionConfig(self._config))
-        ctx.register_catalog_provider("arrowlog", _Catalog(_Schema(self)))
+        ctx.register_catalog_provider("arrowlog", _Catalog(schema or _Schema(self)))
         return ctx
 
     def sql(
@@ -302,7 +408,8 @@ class QueryEngine:
     # -- DataFusion ------------------------------------------------------------------------
 
     def _datafusion(self, query: str, params: Params) -> QueryResult:
-        ctx = self.context()
+        tables = _Schema(self)
+        ctx = self.context(tables)
         kwargs: dict[str, Any] = {}
         if params is not None:
             if isinstance(params, Mapping):
@@ -312,6 +419,8 @@ class QueryEngine:
         try:
             df = ctx.sql_with_options(query, _READ_ONLY, **kwargs)
             schema = df.schema()
+            if tables.snapshots and "information_schema" not in query.lower():
+                df = self._native(query, kwargs, tables.snapshots, df) or df
         except Exception as e:  # DataFusion raises plain Exception subclasses
             raise _translate(e) from e
         plain = _plain_schema(schema)
@@ -333,6 +442,45 @@ class QueryEngine:
             return table if table.schema.equals(plain) else table.cast(plain)
 
         return QueryResult(plain, batches, collect)
+
+    def _native(
+        self,
+        query: str,
+        kwargs: dict[str, Any],
+        snapshots: dict[str, TableSnapshot],
+        planned: DataFrame,
+    ) -> DataFrame | None:
+        """Re-plan ``query`` with DataFusion's own Parquet reader over the needed files only.
+
+        The first planning (over pyarrow datasets) took the snapshots and tells, per table
+        scan, which filters the engine pushed down. Comparisons of the time column and
+        ``_offset`` with literals become a pyarrow expression that the segments'
+        guarantees prune with, before any file is opened. The surviving files are then
+        scanned natively, which brings DataFusion's row-group, page-index and late
+        materialisation pruning. Returns None to keep the first plan (too many files).
+        """
+        filters = _scan_filters(planned.optimized_logical_plan(), snapshots)
+        ctx = SessionContext(SessionConfig(self._native_config))
+        for name, snap in snapshots.items():
+            files = _prune(snap, filters.get(name))
+            if len(files) > _NATIVE_MAX_FILES:
+                return None
+            parts = [ctx.read_parquet(path, schema=snap.schema) for path in files]
+            buffered = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
+            if buffered or not parts:
+                parts.append(
+                    ctx.from_arrow(
+                        pa.Table.from_batches(
+                            buffered or [_empty_batch(snap.schema)], schema=snap.schema
+                        )
+                    )
+                )
+            table = parts[0]
+            for part in parts[1:]:
+                table = table.union(part)
+            # Quoted: register exactly the identifier the query resolved (no case folding).
+            ctx.register_view('"' + name.replace('"', '""') + '"', table)
+        return ctx.sql_with_options(query, _READ_ONLY, **kwargs)
 
     # -- DuckDB ----------------------------------------------------------------------------
 
@@ -356,11 +504,27 @@ class QueryEngine:
         except duckdb.Error:
             # Queries with parameters cannot be bound without values: offer every stream.
             tables = set(self.names())
+        allowed: list[str] = []
         for name in tables:
             snap = self.resolve(name)
-            if snap is not None:
-                con.register(name, build_dataset(snap))
-        # Registered datasets stay readable; files, URLs and extensions do not.
+            if snap is None:
+                continue
+            # The buffer (in the full schema, even when empty) unioned by name with the live
+            # files read natively: columns a file predates come back as NULL.
+            buffered = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
+            con.register(
+                f"__buffer_{len(allowed)}", pa.Table.from_batches(buffered, schema=snap.schema)
+            )
+            files = [seg.path for seg in snap.segments]
+            select = f'SELECT * FROM "__buffer_{len(allowed)}"'
+            if files:
+                listed = ", ".join(_sql_string(f) for f in files)
+                select += f" UNION ALL BY NAME SELECT * FROM read_parquet([{listed}], union_by_name = true)"
+            con.execute(f"CREATE TEMP VIEW {_sql_identifier(name)} AS {select}")
+            allowed += files
+        # Only the live files of the referenced streams stay readable; every other file,
+        # URL and extension does not, and the query cannot change that.
+        con.execute(f"SET allowed_paths = [{', '.join(_sql_string(f) for f in allowed)}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         try:
@@ -387,6 +551,14 @@ class QueryEngine:
                 con.close()
 
         return QueryResult(plain, batches)
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_identifier(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:

@@ -1,38 +1,160 @@
-"""How a batch of buffered records becomes Parquet segment files.
+"""How buffered records become Parquet segment files.
 
-The Parquet files themselves are written by deltalake's writer inside the catalog commit
-(so file creation and the Delta ``add`` actions come from one place); this module decides
-what goes into them: rows sorted by the time column (row-group min/max then prune time
-ranges finely), a ``day`` partition value per row (retention drops whole days as a
-metadata-only change), zstd, dictionary encoding and statistics on.
+A flush (or a compaction) hands over a table; this module sorts it by the time column (so
+row-group and page statistics prune time ranges finely), splits it by day (the Hive-style
+``day=YYYY-MM-DD`` partition that retention drops whole), writes each day as one zstd
+Parquet file with dictionaries, statistics and a page index, and fsyncs it: a Delta commit
+must never name a file a crash could still take back. It also computes the Delta ``stats``
+of each file, so the commit needs no second pass over the data.
+
+The files are not live until the catalog commits them; until then they are invisible to
+every reader (the Delta log is the only list of live files) and vacuum removes them if the
+commit never happens.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import ColumnProperties, WriterProperties
+import pyarrow.parquet as pq
 
 from arrowlog.config import Settings
-from arrowlog.schema import PARTITION
+from arrowlog.schema import OFFSET, PARTITION
 
-__all__ = ["prepare_segment", "writer_properties"]
+__all__ = ["SegmentFile", "prepare_segment", "write_segment_files"]
+
+# Longest string kept in min/max statistics: longer values would have to be truncated,
+# and a truncated max is no longer an upper bound.
+_MAX_STAT_STRING = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFile:
+    """A written (fsynced, not yet committed) segment file."""
+
+    relpath: str  # relative to the table root, as Delta add actions name it
+    size: int
+    rows: int
+    day: date
+    stats: str  # Delta add-action statistics (JSON)
 
 
 def prepare_segment(table: pa.Table, time_column: str) -> pa.Table:
-    """Sort by the time column (ties keep offset order) and add the ``day`` partition column."""
-    table = table.sort_by([(time_column, "ascending"), ("_offset", "ascending")])
+    """Sort by the time column (ties keep offset order) and add the ``day`` partition column.
+
+    Live logs mostly arrive in time order already; checking that costs a fraction of a
+    millisecond per million rows, sorting a few hundred.
+    """
+    times = table.column(time_column)
+    if table.num_rows > 1 and not _is_sorted(times):
+        table = table.sort_by([(time_column, "ascending"), (OFFSET, "ascending")])
     day = pc.cast(table.column(time_column), pa.date32())
     return table.append_column(pa.field(PARTITION, pa.date32()), day)
 
 
-def writer_properties(settings: Settings) -> WriterProperties:
-    """Parquet writer settings for segments: zstd, dictionaries, page-level statistics."""
-    return WriterProperties(
-        compression="ZSTD",
-        compression_level=3,
-        max_row_group_size=settings.row_group_rows,
-        default_column_properties=ColumnProperties(
-            dictionary_enabled=True, statistics_enabled="PAGE"
-        ),
+def _is_sorted(column: pa.ChunkedArray) -> bool:
+    values = column.combine_chunks().cast(pa.int64())
+    return bool(pc.all(pc.greater_equal(values[1:], values[:-1])).as_py())
+
+
+def write_segment_files(
+    table: pa.Table, root: Path, settings: Settings, *, max_rows: int | None = None
+) -> list[SegmentFile]:
+    """Write ``table`` (from ``prepare_segment``: sorted, with ``day``): one file per day,
+    or several of at most ``max_rows`` rows (compaction's target size)."""
+    days = table.column(PARTITION).combine_chunks()
+    data = table.drop_columns([PARTITION])
+    # Sorted by time, so each day's rows are one contiguous slice.
+    as_int = np.asarray(days.cast(pa.int32()))
+    starts = np.flatnonzero(np.r_[True, as_int[1:] != as_int[:-1]])
+    ends = np.r_[starts[1:], len(as_int)]
+    step = max_rows or len(as_int) or 1
+    return [
+        _write_one(
+            data.slice(int(a), int(min(b, a + step) - a)), days[int(a)].as_py(), root, settings
+        )
+        for start, b in zip(starts, ends, strict=True)
+        for a in range(int(start), int(b), step)
+    ]
+
+
+def _write_one(table: pa.Table, day: date, root: Path, settings: Settings) -> SegmentFile:
+    first_offset = pc.min(table.column(OFFSET)).as_py()
+    relpath = f"{PARTITION}={day.isoformat()}/part-{first_offset:020d}-{uuid.uuid4().hex[:12]}.zstd.parquet"
+    path = root / relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pq.write_table(
+            table,
+            f,
+            compression="zstd",
+            compression_level=settings.zstd_level,
+            row_group_size=settings.row_group_rows,
+            use_dictionary=True,
+            write_statistics=True,
+            write_page_index=True,
+        )
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(path.parent)
+    return SegmentFile(
+        relpath, path.stat().st_size, table.num_rows, day, json.dumps(delta_stats(table))
     )
+
+
+def delta_stats(table: pa.Table) -> dict[str, Any]:
+    """Delta add-action statistics: numRecords, and per column minValues/maxValues/nullCount.
+
+    Min/max are given only where they are exact bounds in Delta's JSON form: numbers,
+    dates, timestamps (in milliseconds, as Delta keeps them), short strings.
+    """
+    mins: dict[str, Any] = {}
+    maxs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for field, column in zip(table.schema, table.columns, strict=True):
+        nulls[field.name] = column.null_count
+        t = field.type
+        if not (
+            pa.types.is_integer(t)
+            or pa.types.is_floating(t)
+            or pa.types.is_timestamp(t)
+            or pa.types.is_date(t)
+            or pa.types.is_string(t)
+        ):
+            continue
+        if column.null_count == len(column):
+            continue
+        lo, hi = (v.as_py() for v in pc.min_max(column).values())
+        if pa.types.is_floating(t) and not all(math.isfinite(v) for v in (lo, hi)):
+            continue
+        if pa.types.is_string(t) and max(len(lo), len(hi)) > _MAX_STAT_STRING:
+            continue
+        mins[field.name], maxs[field.name] = _json_value(lo), _json_value(hi)
+    return {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # Delta's timestamp statistics have millisecond precision (truncated).
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -95,12 +95,15 @@ class WriteAheadLog:
         segment_bytes: int = 64 * 1024 * 1024,
         fsync: bool = True,
         fsync_hook: Callable[[int], None] | None = None,
+        on_fsync: Callable[[float], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
         self._fsync_enabled = fsync
         # Test seam (fault injection): called with the fd instead of os.fdatasync.
         self._fsync = fsync_hook or os.fdatasync
+        # Called with each fsync's duration in seconds (the metrics' latency histogram).
+        self._on_fsync = on_fsync
         self._cond = threading.Condition()
         self._files: list[tuple[int, Path]] = []  # (first seq, path), oldest first
         self._fd = -1
@@ -256,8 +259,11 @@ class WriteAheadLog:
             if self._fsync_enabled:
                 start = time.perf_counter()
                 self._fsync(fd)
-                self.fsync_seconds += time.perf_counter() - start
+                seconds = time.perf_counter() - start
+                self.fsync_seconds += seconds
                 self.fsync_count += 1
+                if self._on_fsync is not None:
+                    self._on_fsync(seconds)
         except OSError as e:
             error = e
         finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from arrowlog._version import __version__
+from arrowlog.client import Client, connect
 from arrowlog.config import Settings
 from arrowlog.errors import (
     ArrowlogError,
@@ -34,6 +35,7 @@ __all__ = [
     "AppendResult",
     "ArrowlogError",
     "BatchTooLarge",
+    "Client",
     "InvalidInput",
     "Log",
     "QueryResult",
@@ -45,6 +47,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "__version__",
+    "connect",
     "open",
 ]
 
@@ -72,5 +75,5 @@ def open(
     return Log(settings)
 
 
-for _obj in (Log, QueryResult, StreamInfo, AppendResult, Settings):
+for _obj in (Log, QueryResult, StreamInfo, AppendResult, Settings, Client, connect):
     _obj.__module__ = "arrowlog"

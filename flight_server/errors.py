@@ -1,0 +1,175 @@
+"""The one mapping from arrowlog's errors to Flight (gRPC) status codes.
+
+Every RPC handler of :class:`flight_server.server.ArrowlogFlightServer` is decorated with
+:func:`map_errors` (the auth middleware calls :func:`to_flight_error`), so no handler maps
+an error itself. The most
+specific class wins (the exception's MRO is walked, as in httpx's ``map_exceptions``)::
+
+    ArrowlogError              INTERNAL            (an arrowlog error without a closer entry)
+    ├── InvalidInput           INVALID_ARGUMENT    (bad type, schema conflict, bad SQL, ...)
+    │   ├── BatchTooLarge      INVALID_ARGUMENT
+    │   └── ReadOnlyQuery      PERMISSION_DENIED   (DDL/DML/COPY, updates, replace)
+    ├── StreamNotFound         NOT_FOUND
+    ├── Unauthenticated        UNAUTHENTICATED
+    ├── Unavailable            UNAVAILABLE         (shutting down, closed, overloaded)
+    └── StorageError           INTERNAL            (with the storage layer's message)
+    NotImplementedError        UNIMPLEMENTED       (transactions, Substrait, unknown actions)
+    pyarrow.flight.FlightError passed through unchanged (e.g. CANCELLED)
+    anything else              INTERNAL, generic message; the traceback goes to the log
+
+How pyarrow turns a Python exception into a gRPC status (pyarrow 26, measured in
+``tests/integration/test_flight_plain.py``): only the ``FlightError`` subclasses choose a
+code directly, and pyarrow offers none for INVALID_ARGUMENT, NOT_FOUND or
+RESOURCE_EXHAUSTED. Any other exception becomes an Arrow status by its Python type:
+``ValueError`` → Invalid → INVALID_ARGUMENT, ``KeyError`` → KeyError → NOT_FOUND,
+``NotImplementedError`` → UNIMPLEMENTED, the rest UNKNOWN (``MemoryError`` included, so
+RESOURCE_EXHAUSTED cannot be sent: overload is answered UNAVAILABLE, which clients retry).
+On the wire the status message is the exception's message, unchanged, followed by
+``". Detail: "`` and pyarrow's detail: the code name for a ``FlightError``, a short Python
+traceback otherwise. We raise a fresh exception ``from None`` so that traceback holds only
+this module's frame, never the engine's chain. pyarrow clients see ``ArrowInvalid`` /
+``ArrowKeyError`` / ``FlightUnauthorizedError`` ...; ``arrowlog.Client`` strips the detail
+and turns them back into arrowlog's classes (``extra_info`` names the class for the
+``FlightError`` codes).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pyarrow.flight as flight
+
+from arrowlog.errors import (
+    ArrowlogError,
+    InvalidInput,
+    ReadOnlyQuery,
+    StorageError,
+    StreamNotFound,
+    Unauthenticated,
+    Unavailable,
+)
+
+__all__ = [
+    "GENERIC_INTERNAL_MESSAGE",
+    "InvalidArgument",
+    "NotFound",
+    "Unimplemented",
+    "map_errors",
+    "to_flight_error",
+]
+
+logger = logging.getLogger(__name__)
+
+GENERIC_INTERNAL_MESSAGE = "internal server error (the server log has the details)"
+
+
+class InvalidArgument(ValueError):
+    """Sent as INVALID_ARGUMENT (pyarrow maps ``ValueError`` to Arrow's Invalid status)."""
+
+
+class NotFound(KeyError):
+    """Sent as NOT_FOUND (pyarrow maps ``KeyError`` to Arrow's KeyError status).
+
+    ``str()`` is the message itself: a plain ``KeyError`` would quote it.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class Unimplemented(NotImplementedError):
+    """Sent as UNIMPLEMENTED: ADBC falls back (e.g. to ad-hoc queries) on this code only."""
+
+
+def _flight(cls: type[flight.FlightError]) -> Callable[[str, str], Exception]:
+    # extra_info names arrowlog's class so arrowlog.Client can raise exactly that one.
+    return lambda message, name: cls(message, name.encode())
+
+
+def _plain(cls: type[Exception]) -> Callable[[str, str], Exception]:
+    return lambda message, _name: cls(message)
+
+
+# to_flight_error walks the exception's MRO: the most specific entry wins.
+_MAPPING: dict[type[BaseException], Callable[[str, str], Exception]] = {
+    ArrowlogError: _flight(flight.FlightInternalError),
+    InvalidInput: _plain(InvalidArgument),
+    ReadOnlyQuery: _flight(flight.FlightUnauthorizedError),
+    StreamNotFound: _plain(NotFound),
+    Unauthenticated: _flight(flight.FlightUnauthenticatedError),
+    Unavailable: _flight(flight.FlightUnavailableError),
+    StorageError: _flight(flight.FlightInternalError),
+    NotImplementedError: _plain(Unimplemented),
+}
+
+
+def to_flight_error(exc: BaseException) -> Exception:
+    """The exception to raise to the Flight runtime for ``exc`` (see the module docstring).
+
+    Example: ``raise to_flight_error(StreamNotFound("stream 'x' not found")) from None``
+    """
+    if isinstance(exc, flight.FlightError):
+        return exc  # already carries its status code (e.g. CANCELLED from a writer)
+    for cls in type(exc).__mro__:
+        make = _MAPPING.get(cls)
+        if make is not None:
+            return make(str(exc), type(exc).__name__)
+    return flight.FlightInternalError(GENERIC_INTERNAL_MESSAGE)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def map_errors(fn: F) -> F:
+    """Decorate an RPC handler (plain or generator function) with the one error mapping.
+
+    Whatever escapes ``fn`` is logged and raised again as :func:`to_flight_error` says,
+    ``from None``: pyarrow formats the traceback into the status message, so it should
+    hold this wrapper's frame only, not the engine's chain (that goes to the server log).
+    For a generator function the mapping also covers the iteration, so an error in the
+    middle of a streamed result reaches the client with its proper code.
+
+    Example: ``@map_errors`` above ``def do_get(self, context, ticket): ...``
+    """
+    what = fn.__name__
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return (yield from fn(*args, **kwargs))
+            except Exception as exc:  # GeneratorExit (consumer gone) is not an Exception
+                mapped = _mapped(exc, what)
+                if mapped is exc:
+                    raise
+                raise mapped from None
+
+        return gen_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            mapped = _mapped(exc, what)
+            if mapped is exc:
+                raise
+            raise mapped from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _mapped(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, flight.FlightError | ArrowlogError | NotImplementedError):
+        if isinstance(exc, StorageError | Unavailable):
+            logger.warning("%s failed: %s: %s", what, type(exc).__name__, exc)
+        else:
+            logger.debug("%s refused: %s: %s", what, type(exc).__name__, exc)
+    else:
+        logger.error("%s failed unexpectedly", what, exc_info=exc)
+    return to_flight_error(exc)

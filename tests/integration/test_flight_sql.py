@@ -1,0 +1,431 @@
+"""Flight SQL against a real server process, driven by clients we did not write.
+
+ADBC's Flight SQL driver (``adbc_driver_flightsql.dbapi``), pandas ``read_sql`` /
+``to_sql`` and polars ``read_database`` over an ADBC connection; pyarrow.flight only to
+seed data and to ingest concurrently.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import warnings
+from collections.abc import Iterator
+
+import adbc_driver_flightsql
+import adbc_driver_flightsql.dbapi as dbapi
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from tests.conftest import TEST_TOKEN, FlightServer
+
+SEED_ROWS = 1000
+
+# Honest GetSqlInfo (no transactions) makes the dbapi warn that autocommit stays on;
+# test_transactions_reported_unsupported checks that warning on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:Cannot disable autocommit")
+
+
+def _connect(url: str, **kwargs: object) -> dbapi.Connection:
+    return dbapi.connect(url, **kwargs)
+
+
+def _seed(url: str, stream: str, rows: int = SEED_ROWS) -> None:
+    table = pa.table(
+        {
+            "ts": pa.array(range(rows), pa.timestamp("s", tz="UTC")),
+            "level": pa.array(["INFO", "WARN", "ERROR", "DEBUG"] * (rows // 4)),
+            "n": pa.array(range(rows), pa.int64()),
+        }
+    )
+    client = flight.connect(url)
+    writer, _ = client.do_put(flight.FlightDescriptor.for_path(stream), table.schema)
+    with writer:
+        writer.write_table(table)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def logs(flight_server: FlightServer) -> str:
+    _seed(flight_server.url, "logs")
+    return "logs"
+
+
+@pytest.fixture
+def conn(flight_server: FlightServer) -> Iterator[dbapi.Connection]:
+    connection = _connect(flight_server.url)
+    yield connection
+    connection.close()
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+def test_execute_fetch_arrow_table(conn: dbapi.Connection, logs: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT n, level FROM {logs} WHERE n < 10 ORDER BY n")
+        table = cur.fetch_arrow_table()
+    assert table.schema.field("level").type == pa.string()  # plain utf8, not a view type
+    assert table.column("n").to_pylist() == list(range(10))
+    assert table.column("level").to_pylist()[:4] == ["INFO", "WARN", "ERROR", "DEBUG"]
+
+
+def test_fetchall(conn: dbapi.Connection, logs: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT level, count(*) AS c FROM {logs} GROUP BY level ORDER BY level")
+        rows = cur.fetchall()
+    assert rows == [("DEBUG", 250), ("ERROR", 250), ("INFO", 250), ("WARN", 250)]
+
+
+def test_system_columns_and_full_scan(conn: dbapi.Connection, logs: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {logs}")
+        table = cur.fetch_arrow_table()
+    assert table.num_rows == SEED_ROWS
+    assert sorted(table.column("_offset").to_pylist()) == list(range(SEED_ROWS))
+    assert "_ingested_at" in table.column_names
+
+
+def test_parameterised_query(conn: dbapi.Connection, logs: str) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT n FROM {logs} WHERE n >= $1 AND level = $2 ORDER BY n", (990, "ERROR"))
+        assert cur.fetchall() == [(990,), (994,), (998,)]
+        # The same prepared statement, new parameters: the handle carries them (stateless).
+        cur.execute(f"SELECT n FROM {logs} WHERE n >= $1 AND level = $2 ORDER BY n", (995, "WARN"))
+        assert cur.fetchall() == [(997,)]
+
+
+def test_prepared_statement_reused(conn: dbapi.Connection, logs: str) -> None:
+    query = f"SELECT count(*) FROM {logs} WHERE n < $1"
+    with conn.cursor() as cur:
+        cur.adbc_prepare(query)
+        for limit, expected in ((10, 10), (500, 500), (0, 0)):
+            cur.execute(query, (limit,))
+            assert cur.fetchone() == (expected,)
+
+
+def test_execute_schema_of_prepared_statement(conn: dbapi.Connection, logs: str) -> None:
+    with conn.cursor() as cur:
+        schema = cur.adbc_execute_schema(f"SELECT n, level FROM {logs}")
+    assert schema.names == ["n", "level"]
+    assert schema.field("level").type == pa.string()
+
+
+# -- metadata --------------------------------------------------------------------------------
+
+
+def test_adbc_get_objects(conn: dbapi.Connection, logs: str) -> None:
+    objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+    assert [c["catalog_name"] for c in objects] == ["arrowlog"]
+    schemas = objects[0]["catalog_db_schemas"]
+    assert [s["db_schema_name"] for s in schemas] == ["public"]
+    tables = {t["table_name"]: t for t in schemas[0]["db_schema_tables"]}
+    assert tables[logs]["table_type"] == "TABLE"
+    columns = [c["column_name"] for c in tables[logs]["table_columns"]]
+    assert columns == ["ts", "level", "n", "_offset", "_ingested_at"]
+
+
+def test_adbc_get_objects_filters(conn: dbapi.Connection, logs: str) -> None:
+    objects = conn.adbc_get_objects(depth="tables", table_name_filter="lo%").read_all().to_pylist()
+    names = [t["table_name"] for t in objects[0]["catalog_db_schemas"][0]["db_schema_tables"]]
+    assert logs in names and all(n.startswith("lo") for n in names)
+    none = conn.adbc_get_objects(depth="tables", table_name_filter="no_such%").read_all()
+    assert none.to_pylist()[0]["catalog_db_schemas"][0]["db_schema_tables"] == []
+
+
+def test_adbc_get_table_schema(conn: dbapi.Connection, logs: str) -> None:
+    schema = conn.adbc_get_table_schema(logs)
+    assert schema.names == ["ts", "level", "n", "_offset", "_ingested_at"]
+    assert schema.field("n").type == pa.int64()
+    with pytest.raises(dbapi.ProgrammingError, match="NOT_FOUND"):
+        conn.adbc_get_table_schema("no_such_table")
+
+
+def test_adbc_get_table_types(conn: dbapi.Connection) -> None:
+    assert conn.adbc_get_table_types() == ["TABLE"]
+
+
+def test_adbc_get_info(conn: dbapi.Connection) -> None:
+    info = conn.adbc_get_info()
+    assert info["vendor_name"] == "arrowlog"
+    assert info["vendor_version"] == __import__("arrowlog").__version__
+    assert info["vendor_arrow_version"] == pa.__version__
+
+
+def test_transactions_reported_unsupported(flight_server: FlightServer) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        connection = dbapi.connect(flight_server.url)
+    try:
+        assert any("autocommit" in str(w.message) for w in caught)
+        with pytest.raises(dbapi.NotSupportedError):
+            connection.adbc_connection.set_autocommit(False)
+    finally:
+        connection.close()
+
+
+# -- ingest ----------------------------------------------------------------------------------
+
+
+def test_adbc_ingest_create_and_append(conn: dbapi.Connection, stream_name: str) -> None:
+    first = pa.table({"ts": pa.array([1, 2], pa.timestamp("s", tz="UTC")), "v": [1.5, 2.5]})
+    with conn.cursor() as cur:
+        assert cur.adbc_ingest(stream_name, first, mode="create") == 2
+        assert cur.adbc_ingest(stream_name, first, mode="append") == 2
+        assert cur.adbc_ingest(stream_name, first, mode="create_append") == 2
+        cur.execute(f"SELECT count(*), sum(v), min(_offset), max(_offset) FROM {stream_name}")
+        assert cur.fetchone() == (6, 12.0, 0, 5)
+
+
+def test_adbc_ingest_create_existing_refused(conn: dbapi.Connection, stream_name: str) -> None:
+    data = pa.table({"v": [1]})
+    with conn.cursor() as cur:
+        cur.adbc_ingest(stream_name, data, mode="create")
+        with pytest.raises(dbapi.ProgrammingError, match=f"stream '{stream_name}' already exists"):
+            cur.adbc_ingest(stream_name, data, mode="create")
+        with pytest.raises(dbapi.Error, match="never deletes acknowledged records"):
+            cur.adbc_ingest(stream_name, data, mode="replace")
+        with pytest.raises(dbapi.ProgrammingError, match=r"NOT_FOUND.*not found"):
+            cur.adbc_ingest(stream_name + "_missing", data, mode="append")
+        with pytest.raises(dbapi.ProgrammingError, match="column 'v' has type string, but stream"):
+            cur.adbc_ingest(stream_name, pa.table({"v": ["x"]}), mode="append")
+        cur.execute(f"SELECT count(*) FROM {stream_name}")
+        assert cur.fetchone() == (1,)
+
+
+# -- pandas and polars -----------------------------------------------------------------------
+
+
+def test_pandas_read_sql(conn: dbapi.Connection, logs: str) -> None:
+    df = pd.read_sql(f"SELECT n, level FROM {logs} WHERE n < 4 ORDER BY n", conn)
+    assert df["n"].tolist() == [0, 1, 2, 3]
+    assert df["level"].tolist() == ["INFO", "WARN", "ERROR", "DEBUG"]
+
+
+def test_pandas_to_sql(conn: dbapi.Connection, stream_name: str) -> None:
+    df = pd.DataFrame({"host": ["a", "b", "c"], "latency_ms": [1.0, 2.0, 3.0]})
+    assert df.to_sql(stream_name, conn, index=False) == 3
+    assert df.to_sql(stream_name, conn, index=False, if_exists="append") == 3
+    back = pd.read_sql(f"SELECT host, latency_ms FROM {stream_name} ORDER BY _offset", conn)
+    assert back["host"].tolist() == ["a", "b", "c"] * 2
+    assert back["latency_ms"].sum() == 12.0
+    with pytest.raises(ValueError, match="already exists"):
+        df.to_sql(stream_name, conn, index=False)  # pandas checks via adbc_get_objects
+
+
+def test_polars_read_database(conn: dbapi.Connection, logs: str) -> None:
+    df = pl.read_database(f"SELECT n, level FROM {logs} WHERE n < 100 ORDER BY n", conn)
+    assert df.height == 100
+    assert df["n"].to_list() == list(range(100))
+    assert df.schema["level"] == pl.String
+
+
+def test_polars_read_database_iter_batches(conn: dbapi.Connection) -> None:
+    rows = 200_000  # several Flight messages of ~64k rows each
+    frames = list(
+        pl.read_database(
+            f"SELECT value AS n FROM range({rows})", conn, iter_batches=True, batch_size=50_000
+        )
+    )
+    assert len(frames) >= 2
+    assert sum(f.height for f in frames) == rows
+    assert pl.concat(frames)["n"].sort().to_list() == list(range(rows))
+
+
+# -- refusals and errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "error", "code", "message"),
+    [
+        ("SELEC 1", dbapi.ProgrammingError, "INVALID_ARGUMENT", "ParserError"),
+        (
+            "SELECT * FROM no_such_stream",
+            dbapi.ProgrammingError,
+            "NOT_FOUND",
+            "stream 'no_such_stream' not found",
+        ),
+        (
+            "DROP TABLE logs",
+            dbapi.Error,
+            "UNAUTHORIZED",
+            "DropTable is not allowed: arrowlog is read-only",
+        ),
+        (
+            "CREATE TABLE x (a INT)",
+            dbapi.Error,
+            "UNAUTHORIZED",
+            "is not allowed: arrowlog is read-only",
+        ),
+        ("INSERT INTO logs (n) VALUES (1)", dbapi.Error, "UNAUTHORIZED", "Insert is not allowed"),
+        ("COPY logs TO '/tmp/x.csv'", dbapi.Error, "UNAUTHORIZED", "COPY is not allowed"),
+    ],
+)
+def test_bad_statements(
+    conn: dbapi.Connection, logs: str, sql: str, error: type, code: str, message: str
+) -> None:
+    with conn.cursor() as cur:
+        with pytest.raises(error) as info:
+            cur.execute(sql)
+            cur.fetchall()
+        assert code in str(info.value)
+        assert message in str(info.value)
+        cur.execute(f"SELECT count(*) FROM {logs}")  # the server keeps serving
+        assert cur.fetchone() == (SEED_ROWS,)
+
+
+def test_update_refused(conn: dbapi.Connection, logs: str) -> None:
+    with conn.cursor() as cur, pytest.raises(dbapi.Error, match="read-only through SQL"):
+        cur.executemany(f"INSERT INTO {logs} (n) VALUES ($1)", [(1,), (2,)])
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {logs}")
+        assert cur.fetchone() == (SEED_ROWS,)
+
+
+# -- auth ------------------------------------------------------------------------------------
+
+
+def test_token_required(flight_server_with_token: FlightServer) -> None:
+    url = flight_server_with_token.url
+    _seed_with_token(url, "secured")
+    bad = _connect(url)
+    try:
+        with bad.cursor() as cur, pytest.raises(dbapi.Error, match="UNAUTHENTICATED") as info:
+            cur.execute("SELECT count(*) FROM secured")
+        assert TEST_TOKEN not in str(info.value)
+    finally:
+        bad.close()
+    wrong = _connect(
+        url,
+        db_kwargs={adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer nope"},
+    )
+    try:
+        with wrong.cursor() as cur, pytest.raises(dbapi.Error, match="UNAUTHENTICATED"):
+            cur.execute("SELECT 1")
+    finally:
+        wrong.close()
+
+
+def test_token_authorization_header(flight_server_with_token: FlightServer) -> None:
+    url = flight_server_with_token.url
+    _seed_with_token(url, "secured_header")
+    header = adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value
+    connection = _connect(url, db_kwargs={header: f"Bearer {TEST_TOKEN}"})
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM secured_header")
+            assert cur.fetchone() == (SEED_ROWS,)
+            assert cur.adbc_ingest("secured_header", pa.table({"n": [1]}), mode="append") == 1
+        assert "secured_header" in [
+            t["table_name"]
+            for t in connection.adbc_get_objects(depth="tables")
+            .read_all()
+            .to_pylist()[0]["catalog_db_schemas"][0]["db_schema_tables"]
+        ]
+    finally:
+        connection.close()
+
+
+def test_token_basic_auth(flight_server_with_token: FlightServer) -> None:
+    url = flight_server_with_token.url
+    connection = _connect(url, db_kwargs={"username": "anyone", "password": TEST_TOKEN})
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT 41 + 1")
+            assert cur.fetchone() == (42,)
+    finally:
+        connection.close()
+    with pytest.raises(dbapi.Error, match="UNAUTHENTICATED"):
+        _connect(url, db_kwargs={"username": "anyone", "password": "wrong"})
+
+
+def _seed_with_token(url: str, stream: str) -> None:
+    client = flight.connect(url)
+    options = flight.FlightCallOptions(
+        headers=[(b"authorization", f"Bearer {TEST_TOKEN}".encode())]
+    )
+    table = pa.table({"n": pa.array(range(SEED_ROWS), pa.int64())})
+    writer, _ = client.do_put(flight.FlightDescriptor.for_path(stream), table.schema, options)
+    with writer:
+        writer.write_table(table)
+    client.close()
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def test_concurrent_ingest_and_queries(flight_server: FlightServer, stream_name: str) -> None:
+    writers, batches, rows = 4, 15, 200
+    errors: list[BaseException] = []
+    acks: list[dict[str, int]] = []
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def ingest(worker: int) -> None:
+        try:
+            client = flight.connect(flight_server.url)
+            for b in range(batches):
+                table = pa.table({"worker": [worker] * rows, "seq": [b] * rows})
+                writer, reader = client.do_put(
+                    flight.FlightDescriptor.for_path(stream_name), table.schema
+                )
+                with writer:
+                    writer.write_table(table)
+                    writer.done_writing()
+                    ack = json.loads(reader.read().to_pybytes())
+                with lock:
+                    acks.append(ack)
+            client.close()
+        except BaseException as e:
+            errors.append(e)
+
+    def query() -> None:
+        try:
+            connection = _connect(flight_server.url)
+            seen = 0
+            while not done.is_set():
+                with connection.cursor() as cur:
+                    try:
+                        cur.execute(f"SELECT count(*) FROM {stream_name}")
+                    except dbapi.ProgrammingError as e:
+                        if "NOT_FOUND" in str(e):  # before the first append created it
+                            continue
+                        raise
+                    (count,) = cur.fetchone()
+                assert count >= seen and count % rows == 0  # appends are atomic
+                seen = count
+            connection.close()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=ingest, args=(w,)) for w in range(writers)]
+    readers = [threading.Thread(target=query) for _ in range(2)]
+    for t in [*threads, *readers]:
+        t.start()
+    for t in threads:
+        t.join(60)
+    done.set()
+    for t in readers:
+        t.join(60)
+    assert not errors, errors
+    total = writers * batches * rows
+    ranges = sorted((a["first_offset"], a["last_offset"]) for a in acks)
+    assert ranges[0][0] == 0 and ranges[-1][1] == total - 1
+    assert all(prev[1] + 1 == nxt[0] for prev, nxt in itertools.pairwise(ranges))
+    connection = _connect(flight_server.url)
+    try:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT count(*), count(DISTINCT _offset), max(_offset) FROM {stream_name}"
+            )
+            assert cur.fetchone() == (total, total, total - 1)
+            cur.execute(
+                f"SELECT worker, count(*) FROM {stream_name} GROUP BY worker ORDER BY worker"
+            )
+            assert cur.fetchall() == [(w, batches * rows) for w in range(writers)]
+    finally:
+        connection.close()

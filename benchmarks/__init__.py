@@ -1,0 +1,1 @@
+"""arrowlog benchmarks: one script per question, run with ``python -m benchmarks``."""

@@ -1,0 +1,344 @@
+"""What every benchmark shares: fixed seeds and sizes, timing, the machine, the output.
+
+Each benchmark script answers one question and records its answer as JSON lines
+(``emit``) that carry the machine they ran on and a run id, so results from different
+machines, commits and days can be told apart. Baselines go through the same ``repeat`` and
+``emit`` as arrowlog itself, so the two sides are timed the same way.
+
+The demo data is generated once per (rows, seed) into an Arrow IPC file under
+``CACHE_ROOT`` and memory-mapped on later runs: generating 10M rows takes longer than most
+of the measurements.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+__all__ = [
+    "BATCH_ROWS",
+    "CACHE_ROOT",
+    "DATA_START",
+    "INGEST_ROWS",
+    "LOAD_BATCH_ROWS",
+    "QUERY_ROWS",
+    "QUICK_REPS",
+    "QUICK_ROWS",
+    "REPS",
+    "RESULTS_PATH",
+    "RUN_ID",
+    "SEED",
+    "Stats",
+    "dataset",
+    "emit",
+    "machine_info",
+    "markdown_table",
+    "progress",
+    "read_records",
+    "repeat",
+]
+
+# -- fixed seeds and sizes ---------------------------------------------------------------------
+
+SEED = 42
+# A fixed start, so the same (rows, seed) always gives the same bytes (the generator's
+# default start is "now"); midnight, so every row lands in one day partition.
+DATA_START = datetime(2026, 1, 1, tzinfo=UTC)
+INGEST_ROWS = 2_000_000
+QUERY_ROWS = 10_000_000
+BATCH_ROWS = 10_000  # rows per append in the ingest benchmark
+LOAD_BATCH_ROWS = 250_000  # rows per append when loading the query data set (~27 MB)
+REPS = 5
+QUICK_ROWS = 200_000
+QUICK_REPS = 3
+
+CACHE_ROOT = Path("/tmp/arrowlog-bench-cache")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_PATH = RESULTS_DIR / "latest.jsonl"
+# One id for everything this process (and, through --run-id, its children) records.
+RUN_ID = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+
+
+T = TypeVar("T")
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr so that stdout holds only the result tables."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# -- timing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Wall-clock seconds of the timed repetitions (warm-ups excluded)."""
+
+    samples: tuple[float, ...]
+    warmup: int
+    results: tuple[Any, ...] = ()  # what fn returned on each timed repetition
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    @property
+    def max(self) -> float:
+        return max(self.samples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median_s": self.median,
+            "min_s": self.min,
+            "max_s": self.max,
+            "reps": len(self.samples),
+            "warmup": self.warmup,
+            "samples_s": list(self.samples),
+        }
+
+
+def repeat(
+    fn: Callable[[T], Any],
+    n: int = REPS,
+    *,
+    warmup: int = 1,
+    setup: Callable[[], T] | None = None,
+    teardown: Callable[[T], None] | None = None,
+) -> Stats:
+    """Time ``fn`` ``n`` times after ``warmup`` untimed runs; return median/min/max.
+
+    ``setup`` runs before each repetition (untimed) and its value is passed to ``fn``;
+    ``teardown`` runs after each (untimed), also after a failure. Only ``fn`` is timed.
+    A warm-up fills caches and imports that a long-running process would already have; pass
+    ``warmup=0`` when every repetition starts from scratch anyway.
+
+    Example: ``repeat(lambda _: log.sql(q).to_arrow(), 5).median``
+    """
+    if n < 1 or warmup < 0:
+        raise ValueError(f"need n >= 1 and warmup >= 0, got n={n}, warmup={warmup}")
+    samples: list[float] = []
+    results: list[Any] = []
+    for i in range(warmup + n):
+        ctx: Any = setup() if setup is not None else None
+        try:
+            start = time.perf_counter()
+            result = fn(ctx)
+            elapsed = time.perf_counter() - start
+        finally:
+            if teardown is not None:
+                teardown(ctx)
+        if i >= warmup:
+            samples.append(elapsed)
+            results.append(result)
+    return Stats(tuple(samples), warmup, tuple(results))
+
+
+# -- the machine -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _static_machine_info() -> dict[str, Any]:
+    import datafusion
+    import deltalake
+    import duckdb
+
+    import arrowlog
+
+    return {
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "ram_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "pyarrow": pa.__version__,
+        "datafusion": datafusion.__version__,
+        "duckdb": duckdb.__version__,
+        "deltalake": deltalake.__version__,
+        "arrowlog": arrowlog.__version__,
+        "git": _git_revision(),
+    }
+
+
+def machine_info(data_dir: str | Path = CACHE_ROOT) -> dict[str, Any]:
+    """CPU, memory, library versions and the disk holding ``data_dir``.
+
+    The load average is included because the machine may be shared: a high one explains
+    an outlier better than any statistic.
+    """
+    info = dict(_static_machine_info())
+    info["disk"] = _disk_info(Path(data_dir))
+    info["loadavg_1m"] = os.getloadavg()[0]
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: platform.processor() is the best we have
+    return platform.processor() or "unknown"
+
+
+def _git_revision() -> str | None:
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}-dirty" if dirty else head
+
+
+def _disk_info(path: Path) -> dict[str, Any]:
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    usage = shutil.disk_usage(path)
+    info: dict[str, Any] = {
+        "path": str(path),
+        "total_bytes": usage.total,
+        "free_bytes": usage.free,
+    }
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return info
+    best: list[str] | None = None
+    for m in mounts:
+        mount_point = m[1]
+        if (path == Path(mount_point) or Path(mount_point) in path.parents) and (
+            best is None or len(mount_point) > len(best[1])
+        ):
+            best = m
+    if best is not None:
+        info.update(device=best[0], mount_point=best[1], fs_type=best[2])
+        rotational = Path(f"/sys/block/{Path(best[0]).name}/queue/rotational")
+        if rotational.exists():
+            info["rotational"] = rotational.read_text().strip() == "1"
+    return info
+
+
+# -- output ------------------------------------------------------------------------------------
+
+
+def emit(record: Mapping[str, Any], path: str | Path = RESULTS_PATH) -> dict[str, Any]:
+    """Append ``record`` as one JSON line, with run id, timestamp and machine info added.
+
+    ``record["data_dir"]``, when present, names the directory whose disk is reported.
+    Returns the line as written.
+    """
+    line = {
+        "run_id": RUN_ID,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        **record,
+        "machine": machine_info(record.get("data_dir", CACHE_ROOT)),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(line, default=str) + "\n")
+    return line
+
+
+def read_records(path: str | Path = RESULTS_PATH, run_id: str | None = None) -> list[dict]:
+    """The records of ``path``, only those of ``run_id`` when given."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open() as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if run_id is None or r.get("run_id") == run_id]
+
+
+def markdown_table(
+    records: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None
+) -> str:
+    """A GitHub-flavoured markdown table of flat records (missing values show as ``-``).
+
+    ``columns`` picks and orders the keys; by default every key, in first-seen order.
+    """
+    records = list(records)
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in records for k in r))
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|",
+    ]
+    for r in records:
+        lines.append("| " + " | ".join(_cell(r.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value).replace("|", "\\|")
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def dataset(rows: int, seed: int = SEED, *, cache_root: Path = CACHE_ROOT) -> pa.Table:
+    """``rows`` demo web-log records for ``seed``, generated once and memory-mapped after.
+
+    The file is written under a temporary name and renamed, so an interrupted run never
+    leaves a truncated cache behind.
+
+    Example: ``batches = dataset(2_000_000).to_batches(max_chunksize=10_000)``
+    """
+    from arrowlog.demo import DEMO_SCHEMA, generate_web_logs
+
+    path = cache_root / f"{rows}-{seed}" / "web_logs.arrow"
+    if not path.exists():
+        progress(f"generating {rows:,} demo rows (seed {seed}) into {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, DEMO_SCHEMA) as writer:
+            for table in generate_web_logs(rows, seed=seed, start=DATA_START):
+                writer.write_table(table)
+        tmp.replace(path)
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()

@@ -270,7 +270,7 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
     fields: list[pa.Field] = []
     arrays: list[pa.Array] = []
     for name, column in zip(table.column_names, table.columns, strict=True):
-        array = _normalize_array(name, column.combine_chunks())
+        array = _normalize_array(name, _one_chunk(column))
         if array is None:
             logger.debug("dropping column %r: every value is null", name)
             continue
@@ -462,6 +462,8 @@ def _check_strings(name: str, array: pa.Array, max_string_bytes: int) -> None:
         array.validate(full=True)
     except pa.ArrowInvalid as e:
         raise InvalidInput(f"column {name!r} holds a value that is not valid UTF-8") from e
+    if array.nbytes <= max_string_bytes:
+        return  # no single value can be longer than the whole column
     for path, leaf in _bytes_leaves(name, array):
         longest = pc.max(pc.binary_length(leaf)).as_py()
         if longest is not None and longest > max_string_bytes:
@@ -469,6 +471,11 @@ def _check_strings(name: str, array: pa.Array, max_string_bytes: int) -> None:
                 f"column {path!r} holds a value of {longest} bytes; the limit is "
                 f"{max_string_bytes} bytes (setting max_string_bytes)"
             )
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array; a single chunk is returned as is, without a copy."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _is_bytes_like(t: pa.DataType) -> bool:
@@ -533,7 +540,7 @@ def choose_time_column(table: pa.Table, declared: str | None = None) -> str:
                 f"time column {declared!r} is not in the batch, whose columns are "
                 f"{_names(table.column_names)}"
             )
-        column = table.column(declared).combine_chunks()
+        column = _one_chunk(table.column(declared))
         if pa.types.is_string(column.type):
             _parse_timestamps(declared, column)
         elif not pa.types.is_timestamp(column.type):
@@ -545,7 +552,7 @@ def choose_time_column(table: pa.Table, declared: str | None = None) -> str:
     for name in TIME_CANDIDATES:
         if name not in table.column_names:
             continue
-        column = table.column(name).combine_chunks()
+        column = _one_chunk(table.column(name))
         if pa.types.is_timestamp(column.type):
             return name
         if pa.types.is_string(column.type) and _all_timestamps(name, column):
@@ -675,7 +682,7 @@ def coerce(
     for field in known:
         if field.name in RESERVED:
             raise InvalidInput(f"column {field.name!r} of stream {stream!r} is reserved")
-    batch = {name: table.column(name).combine_chunks() for name in table.column_names}
+    batch = {name: _one_chunk(table.column(name)) for name in table.column_names}
 
     fields: list[pa.Field] = []
     arrays: list[pa.Array] = []

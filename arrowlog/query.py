@@ -418,6 +418,7 @@ class QueryEngine:
                 kwargs["param_values"] = dict(params)
             else:
                 kwargs["param_values"] = {str(i + 1): v for i, v in enumerate(params)}
+                query = number_placeholders(query)
         try:
             df = ctx.sql_with_options(query, _READ_ONLY, **kwargs)
             schema = df.schema()
@@ -553,6 +554,44 @@ class QueryEngine:
                 con.close()
 
         return QueryResult(plain, batches)
+
+
+def number_placeholders(query: str) -> str:
+    """Rewrite positional ``?`` placeholders as ``$1``, ``$2``, ... for DataFusion.
+
+    JDBC, ODBC and most ADBC users write ``?``; DataFusion binds only ``$n``. Question marks
+    inside string literals, quoted identifiers and comments are left alone.
+    """
+    if "?" not in query:
+        return query
+    out: list[str] = []
+    i, n, count = 0, len(query), 0
+    while i < n:
+        c = query[i]
+        if c in "'\"":  # a string literal or quoted identifier; doubled quotes escape
+            j = i + 1
+            while j < n and not (query[j] == c and (j + 1 >= n or query[j + 1] != c)):
+                j += 2 if query[j] == c else 1
+            out.append(query[i : j + 1])
+            i = j + 1
+        elif query.startswith("--", i):
+            j = query.find("\n", i)
+            j = n if j < 0 else j
+            out.append(query[i:j])
+            i = j
+        elif query.startswith("/*", i):
+            j = query.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            out.append(query[i:j])
+            i = j
+        elif c == "?":
+            count += 1
+            out.append(f"${count}")
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def _sql_string(value: str) -> str:

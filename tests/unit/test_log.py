@@ -500,3 +500,11 @@ def test_pruning_is_exact_at_sub_millisecond_precision(log: arrowlog.Log) -> Non
     assert got.column("n").to_pylist() == [2]
     got = log.sql("SELECT n FROM s WHERE ts < TIMESTAMP '2026-11-01T00:00:00.123500Z'").to_arrow()
     assert got.column("n").to_pylist() == [1]
+
+
+def test_positional_parameters_bind_with_question_marks_and_dollars(log: arrowlog.Log) -> None:
+    log.append("s", _records(10))
+    q = "SELECT count(*) AS c FROM s WHERE n >= ? AND level = ?"
+    assert log.sql(q, params=[5, "INFO"]).to_arrow().column("c")[0].as_py() == 4
+    assert log.sql("SELECT count(*) AS c FROM s WHERE n >= $1", params=[5]).to_arrow().column("c")[0].as_py() == 5
+    assert log.sql(q, params=[5, "INFO"], engine="duckdb").to_arrow().column("c")[0].as_py() == 4

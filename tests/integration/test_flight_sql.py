@@ -99,6 +99,13 @@ def test_parameterised_query(conn: dbapi.Connection, logs: str) -> None:
         assert cur.fetchall() == [(997,)]
 
 
+def test_question_mark_placeholders(conn: dbapi.Connection, logs: str) -> None:
+    # What JDBC/ODBC-minded users write; the server numbers them for DataFusion.
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT n FROM {logs} WHERE n >= ? AND level = ? ORDER BY n", (990, "ERROR"))
+        assert cur.fetchall() == [(990,), (994,), (998,)]
+
+
 def test_prepared_statement_reused(conn: dbapi.Connection, logs: str) -> None:
     query = f"SELECT count(*) FROM {logs} WHERE n < $1"
     with conn.cursor() as cur:

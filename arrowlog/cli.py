@@ -1,9 +1,11 @@
 """The ``arrowlog`` command: a thin shell over the embedded API (DESIGN §3, STYLE "A thin CLI").
 
 Each command parses its options, builds ``Settings`` once, opens the data directory with
-``arrowlog.open(settings=...)``, calls one or two ``Log`` methods and formats the answer.
-There is no ingest, query or offset logic here; what the CLI adds is reading files
-(NDJSON, JSON arrays, CSV, Parquet, gzip) into Arrow batches and printing results.
+``arrowlog.open(settings=...)`` (or, with ``--server URL``, connects to a running server
+with ``arrowlog.connect``: the Client has the same verbs), calls one or two methods and
+formats the answer. There is no ingest, query or offset logic here; what the CLI adds is
+reading files (NDJSON, JSON arrays, CSV, Parquet, gzip) into Arrow batches and printing
+results. ``serve`` hands off to ``arrowlog._serve``, which runs Flight and HTTP.
 
 Two conventions hold for every command:
 
@@ -21,28 +23,32 @@ import json
 import logging
 import math
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, datetime, time
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import click
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 import arrowlog
-from arrowlog.config import Settings, settings_help
+from arrowlog._formats import encode, ndjson_lines
+from arrowlog.config import Settings, settings_help, settings_markdown
 from arrowlog.demo import DEMO_QUERIES, DEMO_STREAM, generate_web_logs
 from arrowlog.errors import ArrowlogError
-from arrowlog.log import AppendResult, Log, StreamInfo
+from arrowlog.log import AppendResult, Log
 from arrowlog.schema import validate_stream_name
+
+if TYPE_CHECKING:
+    from arrowlog.client import Client
 
 __all__ = ["main"]
 
@@ -61,6 +67,7 @@ _EXTENSIONS: dict[str, InputFormat] = {
 }
 _CHUNK_BYTES = 4 << 20  # bytes parsed at a time (NDJSON chunks, CSV blocks)
 _CELL_WIDTH = 40  # table format: wider cells are cut with an ellipsis
+_REMOTE_BATCH_BYTES = 8 << 20  # ingest --server: bytes per append (one Flight DoPut)
 _DEFAULT_DATA_DIR = Path(
     next(default for name, default, _ in settings_help() if name == "data_dir")
 )
@@ -111,6 +118,34 @@ def _open(data_dir: Path | None) -> Log:
     return arrowlog.open(settings=Settings.load(data_dir=data_dir))
 
 
+def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option(
+        "--token",
+        default=None,
+        help="The server's bearer token, with --server. Default: ARROWLOG_TOKEN.",
+    )(command)
+    return click.option(
+        "--server",
+        metavar="URL",
+        default=None,
+        help="Work against a running `arrowlog serve` (grpc://HOST:PORT, grpc+tls://...) "
+        "instead of opening a data directory.",
+    )(command)
+
+
+@contextlib.contextmanager
+def _target(data_dir: Path | None, server: str | None, token: str | None) -> Iterator[Any]:
+    """The local Log, or a Client of ``server``: both have append/sql/tail/streams."""
+    if server is None:
+        with _open(data_dir) as log:
+            yield log
+        return
+    if data_dir is not None:
+        raise click.UsageError("--data-dir and --server exclude each other: pass one")
+    with arrowlog.connect(server, token=Settings.load(token=token).token) as client:
+        yield client
+
+
 def _progress(**kwargs: Any) -> tqdm:
     # disable=None: a bar only on a terminal, so piped or logged stderr stays clean.
     return tqdm(file=sys.stderr, disable=None, dynamic_ncols=True, **kwargs)
@@ -143,8 +178,15 @@ def _progress(**kwargs: Any) -> tqdm:
     help="Records per append; each append is durable on its own.",
 )
 @_data_dir_option
+@_server_options
 def ingest(
-    files: tuple[str, ...], stream: str, fmt: str, batch_rows: int, data_dir: Path | None
+    files: tuple[str, ...],
+    stream: str,
+    fmt: str,
+    batch_rows: int,
+    data_dir: Path | None,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """Append records from files, or stdin, to a stream.
 
@@ -161,11 +203,12 @@ def ingest(
     results: list[AppendResult] = []
     records = 0
     with (
-        _open(data_dir) as log,
+        _target(data_dir, server, token) as log,
         _progress(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=stream) as bar,
     ):
         # Half the limit: a chunk is only measured once parsed, so leave it room to land.
-        max_bytes = log.settings.max_batch_bytes // 2
+        # A server's limit is unknown here: stay well under the default.
+        max_bytes = log.settings.max_batch_bytes // 2 if server is None else _REMOTE_BATCH_BYTES
         try:
             for source in inputs:
                 base = bar.n  # bytes of the files before this one
@@ -184,7 +227,7 @@ def ingest(
 
 
 def _append_all(
-    log: Log, stream: str, source: _Input, batch_rows: int, max_bytes: int
+    log: Log | Client, stream: str, source: _Input, batch_rows: int, max_bytes: int
 ) -> Iterator[tuple[AppendResult, int]]:
     """Append ``source`` batch by batch: (result, bytes of ``source`` read so far) pairs."""
     with contextlib.closing(source.read(batch_rows, max_bytes)) as payloads:
@@ -400,6 +443,7 @@ def _rebatch(
     help="table format: rows to show; the rest are counted.",
 )
 @_data_dir_option
+@_server_options
 def query(
     sql: str,
     fmt: OutputFormat,
@@ -407,6 +451,8 @@ def query(
     output: Path | None,
     max_rows: int,
     data_dir: Path | None,
+    server: str | None,
+    token: str | None,
 ) -> None:
     """Run a read-only SQL query; every stream is a table of the same name.
 
@@ -416,9 +462,11 @@ def query(
         raise click.UsageError(
             "refusing to write binary Arrow to a terminal: use --output FILE or a pipe"
         )
-    with _open(data_dir) as log:
+    if server is not None and engine != "datafusion":
+        raise click.UsageError("--engine duckdb needs a local --data-dir: servers run DataFusion")
+    with _target(data_dir, server, token) as log:
         # Planned before the output is opened: a bad query leaves no empty file behind.
-        result = log.sql(sql, engine=engine)  # type: ignore[arg-type]
+        result = log.sql(sql) if server else log.sql(sql, engine=engine)
         with _sink(output) as sink:
             _write(result, fmt, sink, max_rows)
 
@@ -426,14 +474,10 @@ def query(
 def _write(result: arrowlog.QueryResult, fmt: OutputFormat, sink: IO[bytes], max_rows: int) -> None:
     if fmt == "table":
         _write_table(result, sink, max_rows)
-    elif fmt == "csv":
-        _write_csv(result, sink)
-    elif fmt == "json":
-        _write_ndjson(result, sink)
-    else:
-        with pa.ipc.new_stream(sink, result.schema) as writer:
-            for batch in result:
-                writer.write_batch(batch)
+        return
+    # --format json is one object per line: the HTTP API's application/x-ndjson.
+    for chunk in encode("ndjson" if fmt == "json" else fmt, result.schema, result):
+        sink.write(chunk)
 
 
 def _sink(output: Path | None) -> IO[bytes]:
@@ -506,89 +550,126 @@ def _cut(text: str, width: int | None) -> str:
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
-def _write_csv(result: arrowlog.QueryResult, sink: IO[bytes]) -> None:
-    try:
-        with pacsv.CSVWriter(sink, result.schema) as writer:
-            for batch in result:
-                writer.write_batch(batch)
-    except pa.ArrowNotImplementedError as e:
-        raise click.ClickException(
-            f"CSV cannot hold this result ({e}): use --format json or arrow"
-        ) from e
-
-
-def _write_ndjson(result: arrowlog.QueryResult, sink: IO[bytes]) -> None:
-    # No Arrow JSON writer exists; rows are small Python dicts here, one batch at a time.
-    for batch in result:
-        lines = [
-            json.dumps(row, default=_json_default, ensure_ascii=False)
-            for row in _finite(batch).to_pylist()
-        ]
-        if lines:
-            sink.write(("\n".join(lines) + "\n").encode())
-
-
-def _finite(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """NaN and ±inf as null: JSON has no spelling for them."""
-    columns = [
-        pc.if_else(pc.is_finite(col), col, pa.scalar(None, col.type))
-        if pa.types.is_floating(col.type)
-        else col
-        for col in batch.columns
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
-
-
 # -- streams, flush -------------------------------------------------------------------------
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the streams as a JSON array.")
 @_data_dir_option
-def streams(as_json: bool, data_dir: Path | None) -> None:
+@_server_options
+def streams(as_json: bool, data_dir: Path | None, server: str | None, token: str | None) -> None:
     """List the streams: rows, offsets, segments, bytes and time range."""
-    with _open(data_dir) as log:
-        infos = log.streams()
+    with _target(data_dir, server, token) as log:
+        # StreamInfo.to_dict() locally; the same dicts from a server.
+        infos = [i.to_dict() for i in log.streams()] if server is None else log.streams()
         if as_json:
-            click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+            click.echo(json.dumps(infos, indent=2))
             return
         if not infos:
-            click.echo(f"no streams in {log.path}", err=True)
+            click.echo(f"no streams in {server or log.path}", err=True)
             return
         table = pa.table(
             {
-                "stream": [i.name for i in infos],
-                "rows": [i.rows for i in infos],
+                "stream": [i["name"] for i in infos],
+                "rows": [i["rows"] for i in infos],
                 "offsets": [_offsets(i) for i in infos],
-                "segments": [i.segments for i in infos],
-                "bytes": [i.bytes for i in infos],
-                "buffered": [i.buffered_rows for i in infos],
+                "segments": [i["segments"] for i in infos],
+                "bytes": [i["bytes"] for i in infos],
+                "buffered": [i["buffered_rows"] for i in infos],
                 "time range": [_time_range(i) for i in infos],
             }
         )
         click.echo("\n".join(_render(table, cell_width=None)))
 
 
-def _offsets(info: StreamInfo) -> str:
-    return "-" if info.first_offset is None else f"{info.first_offset}..{info.last_offset}"
+def _offsets(info: dict[str, Any]) -> str:
+    return "-" if info["first_offset"] is None else f"{info['first_offset']}..{info['last_offset']}"
 
 
-def _time_range(info: StreamInfo) -> str:
-    if info.min_time is None or info.max_time is None:
+def _time_range(info: dict[str, Any]) -> str:
+    if info["min_time"] is None or info["max_time"] is None:
         return "-"
-    return f"{info.min_time.isoformat(sep=' ')} .. {info.max_time.isoformat(sep=' ')}"
+    return f"{info['min_time'].replace('T', ' ')} .. {info['max_time'].replace('T', ' ')}"
+
+
+# -- tail -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("stream")
+@click.option(
+    "--from-offset",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The first offset to print.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Exit after printing this many records (default: follow until Ctrl-C).",
+)
+@_data_dir_option
+@_server_options
+def tail(
+    stream: str,
+    from_offset: int,
+    limit: int | None,
+    data_dir: Path | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Print a stream's records from an offset on, then new ones as they are acknowledged.
+
+    One JSON object per line (system columns included), flushed as records arrive, until
+    Ctrl-C (or SIGTERM, or --limit). A local --data-dir must not be open in another
+    process: to follow a running server, use --server.
+    """
+    validate_stream_name(stream)
+    stop = threading.Event()
+    out = _sink(None)
+    failures: list[BaseException] = []
+
+    def follow(source: Log | Client) -> None:
+        printed = 0
+        try:
+            for table in source.tail(stream, from_offset, stop=stop):
+                if limit is not None:
+                    table = table.slice(0, limit - printed)
+                for batch in table.to_batches():
+                    out.write(ndjson_lines(batch))
+                out.flush()
+                printed += table.num_rows
+                if limit is not None and printed >= limit:
+                    break
+        except BaseException as e:  # handed to the main thread, which reports it
+            failures.append(e)
+        finally:
+            stop.set()
+
+    with _until_signalled(stop), _target(data_dir, server, token) as source:
+        # The tail runs in a thread: a remote tail blocks in a Flight read, where the main
+        # thread could not run the signal handler that stops it.
+        follower = threading.Thread(target=follow, args=(source,), name="arrowlog-tail")
+        follower.start()
+        stop.wait()
+        follower.join()
+    if failures:
+        raise failures[0]
+
+
+@contextlib.contextmanager
+def _until_signalled(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT/SIGTERM (instead of raising), so a tail ends cleanly."""
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @main.command()
@@ -604,6 +685,112 @@ def flush(stream: str | None, data_dir: Path | None) -> None:
         log.flush(stream)
         for name in names:
             click.echo(f"flushed {buffered[name]} buffered rows of {name}")
+
+
+# -- serve, settings -------------------------------------------------------------------------
+
+
+@main.command()
+@_data_dir_option
+@click.option("--host", default=None, help="Interface to listen on. Default: 127.0.0.1.")
+@click.option(
+    "--flight-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Flight / Flight SQL port; 0 picks a free one. Default: 8815.",
+)
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="HTTP API port; 0 picks a free one. Default: 8080.",
+)
+@click.option(
+    "--token",
+    default=None,
+    help="Require this bearer token on both servers. Prefer ARROWLOG_TOKEN: flags show in "
+    "process lists.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate: serve grpc+tls:// and https://. Needs --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file (TOML). Default: ./arrowlog.toml if it exists.",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    data_dir: Path | None,
+    host: str | None,
+    flight_port: int | None,
+    http_port: int | None,
+    token: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    config_file: Path | None,
+) -> None:
+    """Serve a data directory over Arrow Flight (SQL) and HTTP, in one process.
+
+    Both servers share one open log and one token. Prints "flight listening on URL" and
+    "http listening on URL" once both accept connections. On SIGTERM or SIGINT it stops
+    accepting, lets in-flight requests finish, flushes every buffer and exits 0.
+    """
+    from arrowlog._serve import run  # uvicorn and Flight load only for this command
+
+    settings = Settings.load(
+        toml_path=config_file,
+        data_dir=data_dir,
+        host=host,
+        flight_port=flight_port,
+        http_port=http_port,
+        token=token,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+
+    def ready(server: Any) -> None:
+        click.echo(f"flight listening on {server.flight_url}")
+        click.echo(f"http listening on {server.http_url}")
+
+    verbose = ctx.find_root().params.get("verbose", 0)
+    run(settings, ready=ready, access_log=verbose >= 1)
+
+
+@main.command("settings")
+@click.option(
+    "--markdown", is_flag=True, help="Print the README's settings table (defaults), nothing else."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Settings file (TOML). Default: ./arrowlog.toml if it exists.",
+)
+def settings_command(markdown: bool, config_file: Path | None) -> None:
+    """Show every setting: its value here (defaults < arrowlog.toml < ARROWLOG_*) and help."""
+    if markdown:
+        click.echo(settings_markdown(), nl=False)
+        return
+    current = Settings.load(toml_path=config_file)
+    for name, default, help in settings_help():
+        value = getattr(current, name)
+        shown = "<set>" if name == "token" and value else value
+        origin = "" if value == default else "   (changed)"
+        click.echo(f"{name} = {shown}{origin}\n    {help}")
 
 
 # -- demo -----------------------------------------------------------------------------------
@@ -646,7 +833,4 @@ def demo(rows: int, stream: str, seed: int, data_dir: Path | None) -> None:
         if stream != DEMO_STREAM:
             sql = sql.replace(DEMO_STREAM, stream)
         click.echo(f'  # {name}\n  arrowlog query{data} "{sql}"')
-    click.echo(
-        "\nAdd --engine duckdb to run one on DuckDB "
-        "(per_service_latency there: approx_quantile(latency_ms, 0.99))."
-    )
+    click.echo("\nAdd --engine duckdb to run one on DuckDB: the same SQL works on both engines.")

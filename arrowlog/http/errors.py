@@ -1,0 +1,122 @@
+"""The one mapping from arrowlog's errors to HTTP status codes, and its exception handler.
+
+Every route raises arrowlog errors and nothing else; ``install`` registers one handler
+that answers them all. The most specific class in ``STATUS`` wins (the exception's MRO is
+walked, as in httpx's ``map_exceptions``)::
+
+    ArrowlogError              500
+    ├── InvalidInput           400  bad type (names the column), bad JSON (names the line),
+    │   │                           bad stream name, bad SQL (the engine's message)
+    │   ├── BatchTooLarge      413  body over max_body_bytes, batch over max_batch_bytes
+    │   ├── ReadOnlyQuery      403  DDL/DML/COPY: refused by policy, as Flight's
+    │   │                           PERMISSION_DENIED (not 400: the SQL itself is fine)
+    │   ├── UnsupportedMediaType  415  (this module) a Content-Type/-Encoding we cannot read
+    │   └── NotAcceptable      406  (this module) no answer format the Accept header allows
+    ├── StreamNotFound         404
+    ├── Unauthenticated        401  with ``WWW-Authenticate: Bearer`` (RFC 6750 §3)
+    ├── Unavailable            503  log closed, shutting down
+    └── StorageError           500
+
+The body is always ``{"error": <class name>, "message": <str(e), unchanged>}``. FastAPI's
+own request validation errors (a query body that is not ``{"sql": "..."}``) are turned
+into ``InvalidInput`` and answered by the same handler, so clients see one error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from arrowlog.errors import (
+    ArrowlogError,
+    BatchTooLarge,
+    InvalidInput,
+    ReadOnlyQuery,
+    StorageError,
+    StreamNotFound,
+    Unauthenticated,
+    Unavailable,
+)
+
+__all__ = [
+    "STATUS",
+    "NotAcceptable",
+    "UnsupportedMediaType",
+    "describe_errors",
+    "error_response",
+    "install",
+    "status_for",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request body's Content-Type or Content-Encoding is not one arrowlog reads."""
+
+
+class NotAcceptable(InvalidInput):
+    """The Accept header allows none of the formats a query can be answered in."""
+
+
+STATUS: dict[type[ArrowlogError], int] = {
+    ArrowlogError: 500,
+    InvalidInput: 400,
+    BatchTooLarge: 413,
+    ReadOnlyQuery: 403,
+    UnsupportedMediaType: 415,
+    NotAcceptable: 406,
+    StreamNotFound: 404,
+    Unauthenticated: 401,
+    Unavailable: 503,
+    StorageError: 500,
+}
+
+
+def status_for(error: ArrowlogError) -> int:
+    """The status of the most specific class of ``error`` that ``STATUS`` lists."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def error_response(error: ArrowlogError) -> JSONResponse:
+    """The answer to ``error``: its status, ``{"error", "message"}`` and any headers it needs."""
+    status = status_for(error)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    if status == 500:  # a storage failure or a bug: worth a traceback in the server's log
+        logger.error("%s: %s", type(error).__name__, error, exc_info=error)
+    return JSONResponse(
+        {"error": type(error).__name__, "message": str(error)}, status_code=status, headers=headers
+    )
+
+
+async def _handle(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ArrowlogError)
+    return error_response(error)
+
+
+async def _handle_validation(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return error_response(InvalidInput(f"invalid request: {describe_errors(error.errors())}"))
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """Validation errors (pydantic's) as one sentence, e.g. ``sql: Field required``."""
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ()))
+        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg")))
+    return "; ".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every ``ArrowlogError`` (and request validation error) through ``STATUS``."""
+    app.add_exception_handler(ArrowlogError, _handle)
+    app.add_exception_handler(RequestValidationError, _handle_validation)

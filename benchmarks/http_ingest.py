@@ -1,0 +1,333 @@
+"""Question: how fast does NDJSON ingest through the HTTP API go, next to parsing it in-process?
+
+Both sides get the same bytes: demo web-log rows (``arrowlog.demo.generate_web_logs``, via
+the harness's cached data set) serialised as NDJSON bodies of 1 to 5 MB (sizes drawn from
+a seeded generator).
+
+- ``http``: a real ``python -m arrowlog serve`` (default settings: WAL fsync on, the
+  background flusher running) and 4 threads, each with its own keep-alive httpx client,
+  posting the bodies from one shared queue to ``POST /v1/streams/{stream}/records``. A
+  body counts once its answer (sent after the WAL fsync) is back. Every repetition appends
+  to the same stream (the warm-up creates it: a steady state, as for a shipper); starting
+  the server is not timed.
+- ``read_json``: ``pyarrow.json.read_json`` on each body in this process (it parses with
+  its own thread pool), one body after another, and again from 4 threads; the faster of
+  the two is the baseline.
+
+The ratio http/read_json rows/s is the headline; the target is >= 0.5. The server parses
+with the same ``read_json`` and then validates, coerces, encodes, writes and fsyncs, all
+on the same CPUs as the benchmark's own clients.
+
+Run: ``python -m benchmarks.http_ingest [--rows N] [--reps N]``; prints one JSON line per
+case and one with the ratio (``--table`` for markdown instead), and appends them to the
+results file like the other benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from benchmarks import _harness as h
+
+BENCH = "http_ingest"
+CLIENTS = 4
+BODY_BYTES = (1_000_000, 5_000_000)
+TARGET_RATIO = 0.5
+DEFAULT_ROWS = 1_000_000
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ndjson_bodies(table: pa.Table, seed: int) -> list[tuple[bytes, int]]:
+    """(body, rows) pairs: ``table`` as NDJSON cut into bodies of 1-5 MB."""
+    rng = np.random.default_rng(seed)
+    sample = _ndjson(table.slice(0, 10_000))
+    bytes_per_row = len(sample) / min(10_000, table.num_rows)
+    low, high = BODY_BYTES
+    bodies = []
+    start = 0
+    while start < table.num_rows:
+        # Aim inside the range (row sizes vary); a short tail joins the body before it.
+        rows = max(1, int(rng.uniform(low * 1.05, high * 0.95) / bytes_per_row))
+        if (table.num_rows - start - rows) * bytes_per_row < low:
+            rows = table.num_rows - start
+        bodies.append((_ndjson(table.slice(start, rows)), min(rows, table.num_rows - start)))
+        start += rows
+    return bodies
+
+
+def _ndjson(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pl.from_arrow(table).write_ndjson(sink)  # type: ignore[union-attr]
+    return sink.getvalue()
+
+
+class _Server:
+    """``python -m arrowlog serve`` on free ports over ``data_dir``; stopped with SIGTERM."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "arrowlog", "serve", "--data-dir", str(data_dir),
+             "--flight-port", "0", "--http-port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            cwd=data_dir.parent,
+            env={k: v for k, v in os.environ.items() if not k.startswith("ARROWLOG_")},
+            text=True,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        lines = [self.process.stdout.readline() for _ in range(2)]
+        if not lines[1].startswith("http listening on "):
+            self.stop()
+            raise RuntimeError(f"arrowlog serve did not start: {lines}; see {log_path}")
+        self.url = lines[1].split()[-1]
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=120)
+        finally:
+            self._log.close()
+
+
+def _in_threads(threads: int, items: Sequence[Any], work: Callable[[int, Any], None]) -> None:
+    """Feed ``items`` to ``threads`` threads from one shared queue; re-raise the first error."""
+    it = iter(items)
+    take = threading.Lock()
+    errors: list[BaseException] = []
+
+    def loop(worker: int) -> None:
+        try:
+            while True:
+                with take:
+                    item = next(it, None)
+                if item is None or errors:
+                    return
+                work(worker, item)
+        except BaseException as e:
+            errors.append(e)
+
+    pool = [
+        threading.Thread(target=loop, args=(i,), name=f"bench-http-{i}") for i in range(threads)
+    ]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def post_all(clients: Sequence[httpx.Client], bodies: Sequence[tuple[bytes, int]]) -> int:
+    """Post every body from one thread per client; return the records acknowledged."""
+    headers = {"Content-Type": "application/x-ndjson"}
+    accepted = [0] * len(clients)
+
+    def post(worker: int, item: tuple[bytes, int]) -> None:
+        r = clients[worker].post("/v1/streams/web_logs/records", content=item[0], headers=headers)
+        r.raise_for_status()
+        accepted[worker] += r.json()["accepted"]
+
+    _in_threads(len(clients), bodies, post)
+    return sum(accepted)
+
+
+def parse_all(bodies: Sequence[tuple[bytes, int]], threads: int) -> int:
+    """``pyarrow.json.read_json`` (default options) over every body; return the rows."""
+    rows = [0] * threads
+
+    def parse(worker: int, item: tuple[bytes, int]) -> None:
+        rows[worker] += pajson.read_json(pa.BufferReader(item[0])).num_rows
+
+    _in_threads(threads, bodies, parse)
+    return sum(rows)
+
+
+def run(
+    rows: int = DEFAULT_ROWS,
+    reps: int = h.REPS,
+    *,
+    seed: int = h.SEED,
+    workdir: Path | None = None,
+    out: Path = h.RESULTS_PATH,
+    run_id: str = h.RUN_ID,
+) -> list[dict[str, Any]]:
+    """Run both sides on the same bodies; emit one record per case plus the ratio.
+
+    The cases take turns within each repetition (http, read_json x1, read_json x4, then
+    again), so a neighbour's load on a shared machine weighs on all of them alike.
+    """
+    table = h.dataset(rows, seed)
+    h.progress(f"{BENCH}: serialising {rows:,} rows as NDJSON bodies of 1-5 MB")
+    bodies = ndjson_bodies(table, seed)
+    nbytes = sum(len(b) for b, _ in bodies)
+    root = Path(workdir or h.CACHE_ROOT / "http-scratch")
+    root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="http-ingest-", dir=root))
+    common = {
+        "run_id": run_id,
+        "bench": BENCH,
+        "rows": rows,
+        "bodies": len(bodies),
+        "body_mb_min": min(len(b) for b, _ in bodies) / 1e6,
+        "body_mb_max": max(len(b) for b, _ in bodies) / 1e6,
+        "ndjson_mb": nbytes / 1e6,
+        "seed": seed,
+        "data_dir": str(root),
+        "http_stack": _http_stack(),
+    }
+    server = _Server(scratch / "data", scratch / "server.log")
+    clients = [httpx.Client(base_url=server.url, timeout=120) for _ in range(CLIENTS)]
+    cases: list[tuple[str, int, Callable[[], int], str]] = [
+        ("http", CLIENTS, lambda: post_all(clients, bodies),
+         "arrowlog serve, POST NDJSON, ack after WAL fsync"),
+        ("read_json", 1, lambda: parse_all(bodies, 1),
+         "pyarrow.json.read_json in-process, one body at a time"),
+        ("read_json", CLIENTS, lambda: parse_all(bodies, CLIENTS),
+         "pyarrow.json.read_json in-process, 4 threads"),
+    ]  # fmt: skip
+    samples: list[list[float]] = [[] for _ in cases]
+    warmup = 1
+    try:
+        for rep in range(warmup + reps):
+            h.progress(f"{BENCH}: repetition {rep + 1 - warmup} of {reps} (0: warm-up)")
+            for i, (case, _, fn, _) in enumerate(cases):
+                started = time.perf_counter()
+                done = fn()
+                elapsed = time.perf_counter() - started
+                if done != rows:
+                    raise RuntimeError(f"{case}: {done} rows instead of {rows}")
+                if rep >= warmup:
+                    samples[i].append(elapsed)
+    finally:
+        for c in clients:
+            c.close()
+        code = server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    if code != 0:
+        raise RuntimeError(f"arrowlog serve exited with code {code}")
+    records = []
+    for (case, threads, _, note), times in zip(cases, samples, strict=True):
+        stats = h.Stats(tuple(times), warmup)
+        record = {
+            **common,
+            "case": case,
+            "threads": threads,
+            "rows_per_s": rows / stats.median,
+            "mb_per_s": nbytes / 1e6 / stats.median,
+            "note": note,
+            **stats.to_dict(),
+        }
+        records.append(h.emit(record, out))
+    http = records[0]["rows_per_s"]
+    baseline = max(r["rows_per_s"] for r in records[1:])
+    ratio = http / baseline
+    records.append(
+        h.emit(
+            {
+                **common,
+                "case": "ratio http/read_json",
+                "ratio": ratio,
+                "http_rows_per_s": http,
+                "read_json_rows_per_s": baseline,
+                "target": f">= {TARGET_RATIO}",
+                "target_met": ratio >= TARGET_RATIO,
+            },
+            out,
+        )
+    )
+    return records
+
+
+def _http_stack() -> str:
+    """What uvicorn runs on here: httptools and uvloop when installed, else h11 and asyncio."""
+    import importlib.util
+
+    parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"uvicorn {parser}/{loop}"
+
+
+def report(records: Sequence[dict[str, Any]]) -> str:
+    """Markdown: one row per case, then the ratio."""
+    cases = [r for r in records if r.get("bench") == BENCH and "rows_per_s" in r]
+    ratios = [r for r in records if r.get("bench") == BENCH and "ratio" in r]
+    if not cases:
+        return ""
+    first = cases[0]
+    rows = [
+        {
+            "case": r["case"],
+            "threads": r["threads"],
+            "rows/s": r["rows_per_s"],
+            "MB/s": r["mb_per_s"],
+            "median s": r["median_s"],
+            "min s": r["min_s"],
+            "max s": r["max_s"],
+        }
+        for r in cases
+    ]
+    lines = [
+        f"### Ingest over HTTP: {first['rows']:,} rows as {first['bodies']} NDJSON bodies of "
+        f"{first['body_mb_min']:.1f}-{first['body_mb_max']:.1f} MB ({first['ndjson_mb']:.0f} MB), "
+        f"median of {first['reps']} reps; server on {first.get('http_stack', '?')}",
+        "",
+        h.markdown_table(rows),
+        "",
+    ]
+    for r in ratios:
+        lines.append(
+            f"- http/read_json rows/s: **{r['ratio']:.2f}** (target {r['target']}: "
+            f"{'met' if r['target_met'] else 'NOT met'})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.http_ingest", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per repetition")
+    parser.add_argument("--reps", type=int, default=h.REPS, help="timed repetitions per case")
+    parser.add_argument("--seed", type=int, default=h.SEED)
+    parser.add_argument("--workdir", type=Path, default=None, help="where scratch data goes")
+    parser.add_argument("--out", type=Path, default=h.RESULTS_PATH, help="JSON-lines output")
+    parser.add_argument("--run-id", default=h.RUN_ID, help=argparse.SUPPRESS)
+    parser.add_argument("--table", action="store_true", help="print markdown, not JSON lines")
+    parser.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    records = run(
+        args.rows, args.reps, seed=args.seed, workdir=args.workdir, out=args.out, run_id=args.run_id
+    )
+    h.progress(f"{BENCH}: done in {time.perf_counter() - started:.0f} s")
+    if args.table:
+        print(report(records))
+    elif not args.no_table:
+        for record in records:
+            print(json.dumps({k: v for k, v in record.items() if k != "machine"}, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

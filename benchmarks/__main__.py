@@ -16,14 +16,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import _harness as h
-from benchmarks import ingest_embedded, queries_embedded
+from benchmarks import compaction, http_ingest, ingest_embedded, queries_embedded
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
     "ingest": ingest_embedded,
     "queries": queries_embedded,
+    "http": http_ingest,
+    "compaction": compaction,
 }
-FULL_ROWS = {"ingest": h.INGEST_ROWS, "queries": h.QUERY_ROWS}
+FULL_ROWS = {
+    "ingest": h.INGEST_ROWS,
+    "queries": h.QUERY_ROWS,
+    "http": 1_000_000,
+    "compaction": h.QUERY_ROWS,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

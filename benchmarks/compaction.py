@@ -33,12 +33,16 @@ from benchmarks._harness import (
     CACHE_ROOT,
     QUERY_ROWS,
     REPS,
+    RESULTS_PATH,
+    RUN_ID,
     dataset,
     emit,
     markdown_table,
     progress,
     repeat,
 )
+
+BENCH = "compaction"
 
 
 def _time_bounded(log: arrowlog.Log) -> tuple[str, datetime]:
@@ -112,7 +116,7 @@ def lifecycle(rows: int, flush_rows: int, reps: int) -> list[dict]:
         for name in queries:
             records.append(
                 {
-                    "benchmark": "compaction",
+                    "bench": BENCH,
                     "case": name,
                     "rows": rows,
                     "segments_before": len(before_files),
@@ -167,7 +171,7 @@ def many_segments(reps: int) -> dict:
         q = "SELECT count(*) AS c FROM big WHERE ts >= TIMESTAMP '2026-09-01T00:00:00Z'"
         query_stats = repeat(lambda _: log.sql(q).to_arrow(), reps)
     return {
-        "benchmark": "compaction",
+        "bench": BENCH,
         "case": "open_10000_segments",
         "streams": 101,
         "segments": segments,
@@ -177,38 +181,49 @@ def many_segments(reps: int) -> dict:
     }
 
 
+def report(records: list[dict]) -> str:
+    """Markdown tables of one run's records."""
+    lifecycle_rows = [r for r in records if "before_ms" in r]
+    scale_rows = [r for r in records if "open_ms" in r]
+    parts = []
+    if lifecycle_rows:
+        r0 = lifecycle_rows[0]
+        parts.append(
+            f"### Compaction: {r0['rows']:,} rows appended in {BATCH_ROWS:,}-row batches with small flushes, "
+            f"{r0['segments_before']} segments -> {r0['segments_after']} (compaction took {r0['compact_s']:.1f} s)\n\n"
+            + markdown_table(
+                lifecycle_rows,
+                ["case", "before_ms", "after_ms", "speedup", "duckdb_uncompacted_ms", "vs_duckdb"],
+            )
+            + "\n\n`vs_duckdb`: DuckDB read_parquet over the uncompacted files / arrowlog after compaction"
+            " (target >= 3 for last_5_percent)."
+        )
+    if scale_rows:
+        parts.append(
+            "### Many segments\n\n"
+            + markdown_table(
+                scale_rows, ["case", "streams", "segments", "open_ms", "pruned_query_ms"]
+            )
+            + "\n\nTarget: open in under 2 s."
+        )
+    return "\n\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=QUERY_ROWS)
     parser.add_argument("--flush-rows", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=REPS)
+    parser.add_argument("--out", type=Path, default=RESULTS_PATH)
+    parser.add_argument("--run-id", default=RUN_ID, help=argparse.SUPPRESS)
+    parser.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    records = [*lifecycle(args.rows, args.flush_rows, args.reps), many_segments(args.reps)]
-    for r in records:
-        emit(r)
-    print(
-        markdown_table(
-            [r for r in records if "before_ms" in r],
-            [
-                "case",
-                "segments_before",
-                "segments_after",
-                "before_ms",
-                "after_ms",
-                "speedup",
-                "duckdb_uncompacted_ms",
-                "vs_duckdb",
-            ],
-        )
-    )
-    print()
-    print(
-        markdown_table(
-            [r for r in records if "open_ms" in r],
-            ["case", "streams", "segments", "open_ms", "pruned_query_ms"],
-        )
-    )
+    flush_rows = min(args.flush_rows, max(1, args.rows // 20))
+    records = [*lifecycle(args.rows, flush_rows, args.reps), many_segments(args.reps)]
+    written = [emit({**r, "run_id": args.run_id}, args.out) for r in records]
+    if not args.no_table:
+        print(report(written))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ Two conventions hold for every command:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -685,6 +686,27 @@ def flush(stream: str | None, data_dir: Path | None) -> None:
         log.flush(stream)
         for name in names:
             click.echo(f"flushed {buffered[name]} buffered rows of {name}")
+
+
+@main.command()
+@click.argument("stream", required=False)
+@_data_dir_option
+@_server_options
+def compact(
+    stream: str | None, data_dir: Path | None, server: str | None, token: str | None
+) -> None:
+    """Merge small segments now (all streams, or STREAM): one Delta commit per day partition."""
+    with _target(data_dir, server, token) as log:
+        results = log.compact(stream)
+        for r in results:
+            r = r if isinstance(r, dict) else dataclasses.asdict(r)
+            if r["partitions"]:
+                click.echo(
+                    f"compacted {r['stream']}: {r['files_removed']} segments into {r['files_added']} "
+                    f"in {r['partitions']} day partitions ({r['rows']} rows, {r['seconds']:.2f} s)"
+                )
+            else:
+                click.echo(f"{r['stream']}: nothing to compact")
 
 
 # -- serve, settings -------------------------------------------------------------------------

@@ -316,6 +316,22 @@ def test_flush(loaded: Path) -> None:
     assert result.stderr == "Error: stream 'nope' not found\n"
 
 
+def test_compact(data_dir: Path) -> None:
+    for i in range(3):  # three flushes: three small segments of one day
+        ok(
+            data_dir,
+            "ingest",
+            "-",
+            "--stream",
+            "logs",
+            input=f'{{"ts": "2026-11-23T10:0{i}:00Z", "n": {i}}}\n'.encode(),
+        )
+    result = ok(data_dir, "compact")
+    assert result.stdout.startswith("compacted logs: 3 segments into 1 in 1 day partitions (3 rows")
+    assert ok(data_dir, "compact", "logs").stdout == "logs: nothing to compact\n"
+    assert run(data_dir, "compact", "nope").stderr == "Error: stream 'nope' not found\n"
+
+
 def test_demo_then_every_demo_query_on_both_engines(data_dir: Path) -> None:
     result = ok(data_dir, "demo", "--rows", "20000", "--seed", "3")
     assert result.stdout.startswith("wrote 20000 records into http_logs (offsets 0..19999)")

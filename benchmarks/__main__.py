@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks import _harness as h
-from benchmarks import compaction, http_ingest, ingest_embedded, queries_embedded
+from benchmarks import compaction, flight_queries, http_ingest, ingest_embedded, queries_embedded
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "queries": queries_embedded,
     "http": http_ingest,
     "compaction": compaction,
+    "flight-queries": flight_queries,
 }
 FULL_ROWS = {
     "ingest": h.INGEST_ROWS,

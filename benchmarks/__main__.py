@@ -31,6 +31,7 @@ FULL_ROWS = {
     "queries": h.QUERY_ROWS,
     "http": 1_000_000,
     "compaction": h.QUERY_ROWS,
+    "flight-queries": h.QUERY_ROWS,
 }
 
 

@@ -4,7 +4,8 @@
 the order that keeps every acknowledged write (``stop``)::
 
     start: open the Log → bind the HTTP socket → Flight serving → uvicorn accepting
-    stop:  both stop accepting; in-flight requests finish (up to shutdown_timeout)
+    stop:  both stop accepting; HTTP tails end; in-flight requests finish (up to
+           shutdown_timeout)
            → Flight shut down → Log closed (every buffer flushed) → return
 
 uvicorn runs in a thread of its own, not the main one, so it installs no signal handlers
@@ -32,6 +33,8 @@ from arrowlog.http import create_app
 from arrowlog.log import Log
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from flight_server.server import ArrowlogFlightServer
 
 __all__ = ["ArrowlogServer", "run"]
@@ -60,6 +63,7 @@ class ArrowlogServer:
         self.log: Log | None = None
         self._flight: ArrowlogFlightServer | None = None
         self._http: _Uvicorn | None = None
+        self._app: FastAPI | None = None
         self._http_thread: threading.Thread | None = None
         self._http_port = 0
 
@@ -107,8 +111,9 @@ class ArrowlogServer:
 
     def _start_http(self, sock: socket.socket) -> None:
         st = self.settings
+        self._app = create_app(self._log_or_fail(), st)
         config = uvicorn.Config(
-            create_app(self._log_or_fail(), st),
+            self._app,
             lifespan="off",
             log_config=None,  # keep the CLI's logging setup
             access_log=self._access_log,
@@ -141,6 +146,9 @@ class ArrowlogServer:
         """
         if self._http is not None:
             self._http.should_exit = True  # uvicorn stops accepting, then drains
+        if self._app is not None:
+            # A tail never ends by itself: without this, draining would wait it out.
+            self._app.state.tails.close()
         flight_stopped = threading.Event()
         if self._flight is not None:
             threading.Thread(
@@ -162,7 +170,7 @@ class ArrowlogServer:
         if self.log is not None:
             self.log.close()  # flushes every buffer (DESIGN §3: serve flushes on SIGTERM)
             logger.info("closed %s", self.log.path)
-        self._flight = self._http = self._http_thread = None
+        self._flight = self._http = self._http_thread = self._app = None
 
     def force_stop(self) -> None:
         """Drop open HTTP connections instead of waiting for them (a second signal)."""

@@ -22,6 +22,7 @@ Metric names (``arrowlog_`` prefix; counters get ``_total`` in the exposition)::
     flight_requests{method,status}                          counter
     http_requests{method,route,status}                      counter
     http_request_duration_seconds{method,route}             histogram
+    http_tails                                              gauge (open SSE tails)
     segments{stream}, segment_bytes{stream},                gauges, read at scrape time
     buffered_rows{stream}, buffered_bytes{stream},
     next_offset{stream}, streams, wal_files
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -165,6 +166,11 @@ class Metrics:
             "Duration of HTTP requests until the last byte of the answer was sent.",
             ["method", "route"],
             buckets=_SLOW_BUCKETS,
+            registry=r,
+        )
+        self.http_tails = Gauge(
+            "arrowlog_http_tails",
+            "Tails open over HTTP (Server-Sent Events): one thread each.",
             registry=r,
         )
         # process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...

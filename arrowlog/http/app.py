@@ -11,12 +11,15 @@ Routes (OpenAPI at ``/docs``)::
     POST /v1/query                      SQL, answered as JSON, NDJSON, CSV or Arrow IPC
     GET  /v1/streams                    list streams
     GET  /v1/streams/{stream}           describe one
+    GET  /v1/streams/{stream}/tail      follow one: Server-Sent Events (``http/tail.py``)
     GET  /healthz                       liveness, never needs the token
     GET  /metrics                       Prometheus text format
     GET  /docs, /openapi.json           the API's documentation
+    GET  /, /console                    the web console (``http/console.py``)
 
-With a token configured every route but ``/healthz`` requires ``Authorization: Bearer
-<token>`` (the docs too: they are routes like the others).
+With a token configured every route but ``/healthz`` and the console's three static files
+requires ``Authorization: Bearer <token>`` (the docs too: they are routes like the
+others). The console holds no data: it asks for the token and sends it as that header.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from arrowlog._version import __version__
 from arrowlog.config import Settings
 from arrowlog.errors import Unavailable
-from arrowlog.http import errors, ingest, query, streams
+from arrowlog.http import console, errors, ingest, query, streams, tail
 from arrowlog.http.deps import LogDep, require_token
 from arrowlog.http.models import ErrorResponse
 from arrowlog.log import Log
@@ -77,14 +80,17 @@ def create_app(log: Log, settings: Settings) -> FastAPI:
     app.state.log = log
     app.state.settings = settings
     app.state.token = settings.token.encode() if settings.token else None
+    app.state.tails = tail.TailHub(log.metrics)  # ArrowlogServer.stop ends them
     errors.install(app)
     app.add_middleware(_RequestMetrics, metrics=log.metrics)
 
     app.include_router(_public)
+    app.include_router(console.router)
     protected = APIRouter(dependencies=[Depends(require_token)])
     protected.include_router(ingest.router)
     protected.include_router(query.router)
     protected.include_router(streams.router)
+    protected.include_router(tail.router)
     protected.include_router(_operations)
     _add_docs(app, protected)
     app.include_router(protected)

@@ -90,6 +90,7 @@ ROUTES = [
     ("POST", "/v1/query"),
     ("GET", "/v1/streams"),
     ("GET", "/v1/streams/auth_probe"),
+    ("GET", "/v1/streams/auth_probe/tail"),
     ("GET", "/metrics"),
     ("GET", "/docs"),
     ("GET", "/openapi.json"),
@@ -546,6 +547,7 @@ def test_openapi_documents_every_route_with_examples(http: httpx.Client) -> None
         ("POST", "/v1/query"),
         ("GET", "/v1/streams"),
         ("GET", "/v1/streams/{stream}"),
+        ("GET", "/v1/streams/{stream}/tail"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
     }

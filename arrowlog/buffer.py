@@ -70,6 +70,17 @@ class StreamBuffer:
         self.rows -= sum(b.table.num_rows for b in dropped)
         self.nbytes -= sum(b.table.nbytes for b in dropped)
 
+    def take_back(self, from_seq: int) -> list[BufferedBatch]:
+        """Remove and return the batches whose WAL entries (seq >= ``from_seq``) a WAL
+        failure took back: never acknowledged, always the newest batches."""
+        keep = len(self._batches)
+        while keep and self._batches[keep - 1].seq >= from_seq:
+            keep -= 1
+        taken, self._batches = self._batches[keep:], self._batches[:keep]
+        self.rows -= sum(b.table.num_rows for b in taken)
+        self.nbytes -= sum(b.table.nbytes for b in taken)
+        return taken
+
     @property
     def oldest_seq(self) -> int | None:
         return self._batches[0].seq if self._batches else None

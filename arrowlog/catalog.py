@@ -190,6 +190,20 @@ class StreamCatalog:
         added = [seg for p, seg in live.items() if p not in before]
         return removed, added
 
+    def reload(self) -> tuple[list[str], list[SegmentInfo]]:
+        """Re-read the Delta log: (paths no longer live, segments newly live) vs the index.
+
+        For a caller that does not know whether its last commit landed (the error may
+        have come after the commit was written): the log is the truth (DESIGN §5).
+        """
+        try:
+            live = self._live()
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"could not reload the catalog of {self.path.name!r}: {e}") from e
+        removed = [p for p in self.segments if p not in live]
+        added = [seg for p, seg in live.items() if p not in self.segments]
+        return removed, added
+
     def _evolve(self, schema: pa.Schema) -> None:
         """Add to the Delta table the columns ``schema`` has and the table lacks (nullable)."""
         known = set(pa.schema(self._table.schema().to_arrow()).names)

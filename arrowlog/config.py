@@ -106,6 +106,19 @@ class Settings:
         "Drop a stream's oldest day partitions while it is larger than this (0: no limit).",
         zero_ok=True,
     )
+    query_timeout: float = _setting(
+        0.0,
+        "Seconds of engine time a SQL query may use (planning and producing results, not a "
+        "slow client's reading) before it stops with an error; 0: no limit. Servers open "
+        "to many users should set one (e.g. 300).",
+        zero_ok=True,
+    )
+    query_memory_limit: int = _setting(
+        0,
+        "Bytes of memory one SQL query's operators (sorts, joins, aggregations) may hold; "
+        "sorts spill to disk first, a query needing more fails with an error (0: no limit).",
+        zero_ok=True,
+    )
     host: str = _setting(
         "127.0.0.1",
         "Address `arrowlog serve` listens on, for Flight and HTTP (0.0.0.0: every interface).",

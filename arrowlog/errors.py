@@ -9,7 +9,8 @@ unchanged.
     ArrowlogError
     ├── InvalidInput          bad type, schema conflict, bad stream name, bad JSON, bad SQL
     │   ├── BatchTooLarge     a batch or request body over the configured limit
-    │   └── ReadOnlyQuery     DDL/DML/COPY or anything that would write or read files
+    │   ├── ReadOnlyQuery     DDL/DML/COPY or anything that would write or read files
+    │   └── QueryLimitExceeded  a query ran past query_timeout or query_memory_limit
     ├── StreamNotFound        the named stream does not exist
     ├── Unauthenticated       missing or wrong token
     ├── Unavailable           shutting down, closed, or overloaded
@@ -22,6 +23,7 @@ __all__ = [
     "ArrowlogError",
     "BatchTooLarge",
     "InvalidInput",
+    "QueryLimitExceeded",
     "ReadOnlyQuery",
     "StorageError",
     "StreamNotFound",
@@ -49,6 +51,14 @@ class BatchTooLarge(InvalidInput):
 
 class ReadOnlyQuery(InvalidInput):
     """The SQL would change data or touch files: arrowlog's query interfaces are read-only."""
+
+
+class QueryLimitExceeded(InvalidInput):
+    """A query ran longer than ``query_timeout`` or needed more than ``query_memory_limit``.
+
+    The message names the limit and its setting; narrow the query (a time range, a LIMIT,
+    fewer columns) or raise the setting.
+    """
 
 
 class StreamNotFound(ArrowlogError):

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,7 +78,7 @@ from arrowlog.schema import (
 from arrowlog.segments import prepare_segment, write_segment_files
 from arrowlog.wal import WriteAheadLog, encode_batch
 
-__all__ = ["AppendResult", "Log", "StreamInfo"]
+__all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,23 @@ class StreamInfo:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class IOHooks:
+    """Test seam (fault injection): the system calls that make data durable.
+
+    Production uses the defaults. ``tests/reliability/test_faults.py`` replaces one with a
+    function that raises ``OSError(errno.ENOSPC)`` or ``OSError(errno.EIO)`` for a while,
+    to check that the write is refused with ``StorageError``, nothing acknowledged is lost,
+    reads keep working and writes resume once the fault clears.
+
+    Example: ``Log(Settings(data_dir=d), io_hooks=IOHooks(wal_fsync=failing_fsync))``
+    """
+
+    wal_write: Callable[[int, Sequence[bytes | pa.Buffer]], int] = os.writev
+    wal_fsync: Callable[[int], None] = os.fdatasync
+    segment_fsync: Callable[[int], None] = os.fsync
+
+
 class _Stream:
     def __init__(self, name: str, catalog: StreamCatalog) -> None:
         self.name = name
@@ -138,6 +155,9 @@ class _Stream:
         self.next_offset = catalog.watermark + 1
         self.buffer = StreamBuffer()
         self.flush_lock = threading.Lock()
+        # Set when a commit failed: it may still have reached the Delta log (the error
+        # came after the write), so the index is re-read before the next flush/compaction.
+        self.catalog_unsure = False
 
 
 class Log:
@@ -148,9 +168,16 @@ class Log:
     is passed) counts what the log does; servers export it at ``/metrics``.
     """
 
-    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        io_hooks: IOHooks | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
+        self._io = io_hooks or IOHooks()
         self.path = Path(settings.data_dir)
         self._lock = threading.Lock()
         self._create_lock = threading.Lock()
@@ -167,13 +194,20 @@ class Log:
                 self.path / "wal",
                 segment_bytes=settings.wal_segment_bytes,
                 fsync=settings.wal_fsync,
+                fsync_hook=self._io.wal_fsync,
+                write_hook=self._io.wal_write,
                 on_fsync=self.metrics.wal_fsync_seconds.observe,
             )
             self._recover()
         except BaseException:
             os.close(self._lock_fd)
             raise
-        self._engine = QueryEngine(self._snapshot_or_none, self._names)
+        self._engine = QueryEngine(
+            self._snapshot_or_none,
+            self._names,
+            timeout=settings.query_timeout,
+            memory_limit=settings.query_memory_limit,
+        )
         self.metrics.watch(self._gauges)
         self._appended = threading.Condition()  # notified after every acknowledged append
         self._wake = threading.Event()
@@ -276,11 +310,16 @@ class Log:
         while True:
             schema = s.schema
             coerced, new_schema = coerce(table, schema, s.time_column, now, stream=name)
-            encoded = encode_batch(coerced)
+            try:
+                encoded = encode_batch(coerced)
+            except pa.ArrowInvalid as e:  # e.g. a type Arrow IPC cannot frame
+                raise InvalidInput(f"the batch cannot be written to the WAL: {e}") from e
             with self._lock:
                 self._check_open()
                 if s.schema is not schema:
                     continue  # a concurrent append evolved the schema: coerce again
+                if self._wal.broken:
+                    self._repair_wal_locked()  # StorageError while the disk still fails
                 first = s.next_offset
                 seq = self._wal.write(name, first, encoded)
                 s.next_offset = first + coerced.num_rows
@@ -296,6 +335,25 @@ class Log:
         if due:
             self._wake.set()
         return AppendResult(name, coerced.num_rows, first, first + coerced.num_rows - 1)
+
+    def _repair_wal_locked(self) -> None:
+        """Resume writing after a failed WAL write or fsync (the fault has cleared).
+
+        The entries the failure took back were never acknowledged: they leave the buffers
+        and their offsets are handed out again, so offsets stay gap-free (DESIGN §1). A
+        column such an entry added stays in the schema (nullable, no values).
+        Called with the state lock held, so no append runs meanwhile.
+        """
+        first_lost = self._wal.repair()
+        dropped = 0
+        for s in self._streams.values():
+            taken = s.buffer.take_back(first_lost)
+            if taken:
+                s.next_offset = taken[0].first_offset
+                dropped += sum(b.table.num_rows for b in taken)
+        logger.warning(
+            "writes resume after a WAL failure; %d unacknowledged records were dropped", dropped
+        )
 
     def create_stream(
         self, stream: str, schema: pa.Schema | None = None, *, time_column: str | None = None
@@ -352,8 +410,41 @@ class Log:
             or s.buffer.oldest_age >= st.flush_interval
         )
 
+    def _reconcile(self, s: _Stream) -> None:
+        """After a commit whose outcome is unknown: take the Delta log's word for it.
+
+        If the commit did land, its records are in segments now: they leave the buffer
+        (flushing them again would duplicate them), and the index gets its files.
+        Called with the stream's flush lock held.
+        """
+        removed, added = s.catalog.reload()
+        watermark = s.catalog.watermark
+        with self._lock:
+            s.catalog.remove_segments(removed)
+            s.catalog.add_segments(added)
+            s.buffer.drop_through(watermark)
+            s.catalog_unsure = False
+        if removed or added:
+            logger.warning(
+                "stream %r: a commit reported as failed had landed (%d files added, %d "
+                "removed, offsets to %d committed); index updated",
+                s.name,
+                len(added),
+                len(removed),
+                watermark,
+            )
+
+    def _commit(self, s: _Stream, *args: Any, **kwargs: Any) -> tuple[list[str], list[Any]]:
+        try:
+            return s.catalog.commit(*args, **kwargs)
+        except StorageError:
+            s.catalog_unsure = True
+            raise
+
     def _flush_stream(self, s: _Stream) -> int:
         with s.flush_lock:
+            if s.catalog_unsure:
+                self._reconcile(s)
             with self._lock:
                 batches = s.buffer.durable(self._wal.synced_seq)
                 schema = system_schema(s.schema)
@@ -363,9 +454,12 @@ class Log:
             table = pa.concat_tables([conform(b.table, schema) for b in batches])
             last = batches[-1].last_offset
             files = write_segment_files(
-                prepare_segment(table, s.time_column), s.catalog.path, self.settings
+                prepare_segment(table, s.time_column),
+                s.catalog.path,
+                self.settings,
+                fsync=self._io.segment_fsync,
             )
-            _, added = s.catalog.commit(files, schema=schema, watermark=last, operation="flush")
+            _, added = self._commit(s, files, schema=schema, watermark=last, operation="flush")
             with self._lock:
                 s.catalog.add_segments(added)
                 s.buffer.drop_through(last)
@@ -425,6 +519,8 @@ class Log:
         target = self.settings.compact_target_bytes
         removed_total = added_total = rows = 0
         with s.flush_lock:
+            if s.catalog_unsure:
+                self._reconcile(s)
             snap = self._snapshot(s.name)
             days = partitions_to_compact(snap.segments, target)
             for day in days:
@@ -438,9 +534,10 @@ class Log:
                     s.catalog.path,
                     self.settings,
                     max_rows=rows_per_file,
+                    fsync=self._io.segment_fsync,
                 )
-                removed, added = s.catalog.commit(
-                    files, schema=snap.schema, remove=old, operation="compact"
+                removed, added = self._commit(
+                    s, files, schema=snap.schema, remove=old, operation="compact"
                 )
                 if sum(a.rows for a in added) != table.num_rows:
                     raise StorageError(

@@ -14,13 +14,26 @@ through Parquet statistics.
 Read-only is enforced by the engines themselves: DataFusion's ``SQLOptions`` refuse DDL,
 DML (including COPY) and SET-style statements, and no URL tables are enabled; DuckDB runs
 with external access disabled and only SELECT statements.
+
+Guards (``query_timeout``, ``query_memory_limit``): memory through the engines' own pools
+(DataFusion's greedy pool in the runtime of both contexts a query uses; DuckDB's
+``memory_limit``), so an operator that cannot spill fails with ``QueryLimitExceeded``
+instead of taking the server's memory. Time is the engine's: planning plus every wait
+for the next result batch, not the time a slow client takes to read them, so a long
+export to a slow reader is not cut off. Planning is not interruptible (DataFusion's
+parser refuses nesting deeper than 50 levels, so it stays short); each wait for a batch
+is bounded by the time left. DataFusion's wait is an ``asyncio.wait_for`` over the
+stream's next batch, whose cancellation drops the engine's work at its next yield point;
+DuckDB's is a timer calling ``interrupt()``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,11 +44,17 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from datafusion import DataFrame, SessionConfig, SessionContext, SQLOptions
+from datafusion import DataFrame, RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 from datafusion import catalog as df_catalog
 
 from arrowlog.catalog import SegmentInfo
-from arrowlog.errors import ArrowlogError, InvalidInput, ReadOnlyQuery, StreamNotFound
+from arrowlog.errors import (
+    ArrowlogError,
+    InvalidInput,
+    QueryLimitExceeded,
+    ReadOnlyQuery,
+    StreamNotFound,
+)
 from arrowlog.schema import OFFSET
 
 if TYPE_CHECKING:
@@ -338,6 +357,9 @@ class QueryEngine:
         resolve: stream name → snapshot (or None). Called once per referenced table.
         names: the current stream names.
         target_partitions: DataFusion parallelism.
+        timeout: seconds a query may run (0: no limit), the ``query_timeout`` setting.
+        memory_limit: bytes a query's operators may hold (0: no limit),
+            the ``query_memory_limit`` setting.
     """
 
     def __init__(
@@ -346,9 +368,12 @@ class QueryEngine:
         names: Callable[[], list[str]],
         *,
         target_partitions: int | None = None,
+        timeout: float = 0.0,
+        memory_limit: int = 0,
     ) -> None:
         self._resolve = resolve
         self.names = names
+        self._limits = _Limits(timeout, memory_limit)
         self._config = {
             # Plain utf8 in results: many Flight SQL clients (JDBC, ODBC, older ADBC)
             # cannot read Utf8View.
@@ -366,6 +391,7 @@ class QueryEngine:
             "datafusion.catalog.information_schema": "false",
             # Evaluate filters while decoding, cheapest first, then read the other columns
             # only for rows that pass (e.g. a user_id needle skips the message column).
+            "datafusion.execution.parquet.schema_force_view_types": "true",
             "datafusion.execution.parquet.pushdown_filters": "true",
             "datafusion.execution.parquet.reorder_filters": "true",
         }
@@ -383,7 +409,7 @@ class QueryEngine:
         return None if real is None else self._resolve(real)
 
     def context(self, schema: _Schema | None = None) -> SessionContext:
-        ctx = SessionContext(SessionConfig(self._config))
+        ctx = SessionContext(SessionConfig(self._config), self._limits.runtime())
         ctx.register_catalog_provider("arrowlog", _Catalog(schema or _Schema(self)))
         return ctx
 
@@ -399,15 +425,17 @@ class QueryEngine:
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("empty SQL query")
+        _check_operators(query)
+        budget = self._limits.budget()
         if engine == "datafusion":
-            return self._datafusion(query, params)
+            return self._datafusion(query, params, budget)
         if engine == "duckdb":
-            return self._duckdb(query, params)
+            return self._duckdb(query, params, budget)
         raise InvalidInput(f"unknown engine {engine!r}: use 'datafusion' or 'duckdb'")
 
     # -- DataFusion ------------------------------------------------------------------------
 
-    def _datafusion(self, query: str, params: Params) -> QueryResult:
+    def _datafusion(self, query: str, params: Params, budget: _Budget | None) -> QueryResult:
         tables = _Schema(self)
         ctx = self.context(tables)
         kwargs: dict[str, Any] = {}
@@ -417,32 +445,41 @@ class QueryEngine:
             else:
                 kwargs["param_values"] = {str(i + 1): v for i, v in enumerate(params)}
                 query = number_placeholders(query)
+        started = time.monotonic()
         try:
             df = ctx.sql_with_options(query, _READ_ONLY, **kwargs)
             schema = df.schema()
             if tables.snapshots and "information_schema" not in query.lower():
                 df = self._native(query, kwargs, tables.snapshots, df) or df
         except Exception as e:  # DataFusion raises plain Exception subclasses
-            raise _translate(e) from e
+            raise self._limits.translate(e) from e
+        if budget is not None:
+            budget.spend(time.monotonic() - started)  # planning counts
         plain = _plain_schema(schema)
+        limits = self._limits
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                for batch in df.execute_stream():
-                    yield _cast_batch(batch.to_pyarrow(), plain)
+                if budget is None:
+                    for batch in df.execute_stream():
+                        yield _cast_batch(batch.to_pyarrow(), plain)
+                else:
+                    for batch in _bounded(df.execute_stream(), budget):
+                        yield _cast_batch(batch.to_pyarrow(), plain)
             except ArrowlogError:
                 raise
             except Exception as e:
-                raise _translate(e) from e
+                raise limits.translate(e) from e
 
         def collect() -> pa.Table:
             try:
                 table = df.to_arrow_table()
             except Exception as e:
-                raise _translate(e) from e
+                raise limits.translate(e) from e
             return table if table.schema.equals(plain) else table.cast(plain)
 
-        return QueryResult(plain, batches, collect)
+        # With a time limit, collecting goes through the bounded stream too.
+        return QueryResult(plain, batches, collect if budget is None else None)
 
     def _native(
         self,
@@ -461,21 +498,21 @@ class QueryEngine:
         materialisation pruning. Returns None to keep the first plan (too many files).
         """
         filters = _scan_filters(planned.optimized_logical_plan(), snapshots)
-        ctx = SessionContext(SessionConfig(self._native_config))
+        ctx = SessionContext(SessionConfig(self._native_config), self._limits.runtime())
         for name, snap in snapshots.items():
             files = _prune(snap, filters.get(name))
             if len(files) > _NATIVE_MAX_FILES:
                 return None
-            parts = [ctx.read_parquet(path, schema=snap.schema) for path in files]
+            # Strings are scanned as Utf8View: DataFusion filters and groups them about twice
+            # as fast; results are cast back to plain utf8 for clients (_cast_batch).
+            schema = _view_schema(snap.schema)
+            parts = [ctx.read_parquet(path, schema=schema) for path in files]
             buffered = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
             if buffered or not parts:
-                parts.append(
-                    ctx.from_arrow(
-                        pa.Table.from_batches(
-                            buffered or [_empty_batch(snap.schema)], schema=snap.schema
-                        )
-                    )
+                buffer = pa.Table.from_batches(
+                    buffered or [_empty_batch(snap.schema)], schema=snap.schema
                 )
+                parts.append(ctx.from_arrow(buffer.cast(schema)))
             table = parts[0]
             for part in parts[1:]:
                 table = table.union(part)
@@ -485,10 +522,12 @@ class QueryEngine:
 
     # -- DuckDB ----------------------------------------------------------------------------
 
-    def _duckdb(self, query: str, params: Params) -> QueryResult:
+    def _duckdb(self, query: str, params: Params, budget: _Budget | None) -> QueryResult:
         import duckdb
 
         con = duckdb.connect(":memory:")
+        if self._limits.memory_limit:
+            con.execute(f"SET memory_limit = '{int(self._limits.memory_limit)}B'")
         try:
             statements = con.extract_statements(query)
         except duckdb.Error as e:
@@ -528,13 +567,19 @@ class QueryEngine:
         con.execute(f"SET allowed_paths = [{', '.join(_sql_string(f) for f in allowed)}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
+        limits = self._limits
+        # interrupt() stops the query wherever it is: armed only while DuckDB works.
+        guard = _Interrupter(con, budget)
         try:
-            rel = con.sql(query, params=params) if params is not None else con.sql(query)
-            reader = rel.to_arrow_reader(64 * 1024)
+            with guard:
+                rel = con.sql(query, params=params) if params is not None else con.sql(query)
+                reader = rel.to_arrow_reader(64 * 1024)
         except duckdb.CatalogException as e:
+            if "Table with name" not in str(e):  # e.g. an unknown function
+                raise InvalidInput(str(e)) from e
             raise StreamNotFound(str(e)) from e
         except duckdb.Error as e:
-            raise InvalidInput(str(e)) from e
+            raise limits.translate(e, timed_out=guard.fired) from e
         plain = _plain_schema(reader.schema)
         consumed = False
 
@@ -544,14 +589,176 @@ class QueryEngine:
                 raise InvalidInput("a DuckDB result can be read once")
             consumed = True
             try:
-                for batch in reader:
+                while True:
+                    with guard:
+                        batch = reader.read_next_batch()
                     yield _cast_batch(batch, plain)
+            except StopIteration:
+                return
             except duckdb.Error as e:
-                raise InvalidInput(str(e)) from e
+                raise limits.translate(e, timed_out=guard.fired) from e
             finally:
                 con.close()
 
         return QueryResult(plain, batches)
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The query guards, and how their violations read (DESIGN §7: clear errors)."""
+
+    timeout: float
+    memory_limit: int
+
+    def runtime(self) -> RuntimeEnvBuilder | None:
+        if not self.memory_limit:
+            return None
+        return RuntimeEnvBuilder().with_greedy_memory_pool(int(self.memory_limit))
+
+    def budget(self) -> _Budget | None:
+        return _Budget(self) if self.timeout else None
+
+    def timed_out(self) -> QueryLimitExceeded:
+        return QueryLimitExceeded(
+            f"query exceeded the time limit of {self.timeout:g} s (query_timeout)"
+        )
+
+    def translate(self, e: Exception, *, timed_out: bool = False) -> ArrowlogError:
+        message = str(e).strip()
+        if timed_out:
+            return self.timed_out()
+        if self.memory_limit and _OUT_OF_MEMORY.search(message):
+            return QueryLimitExceeded(
+                f"query exceeded the memory limit of {self.memory_limit} bytes "
+                f"(query_memory_limit): {message}"
+            )
+        return _translate(e)
+
+
+_OUT_OF_MEMORY = re.compile(r"Resources exhausted|Out of Memory Error|failed to allocate", re.I)
+
+
+class _Budget:
+    """The engine time one query has left (``query_timeout`` minus what it has used)."""
+
+    def __init__(self, limits: _Limits) -> None:
+        self.limits = limits
+        self.left = limits.timeout
+
+    def spend(self, seconds: float) -> None:
+        self.left -= seconds
+        if self.left <= 0:
+            raise self.limits.timed_out()
+
+
+def _bounded(stream: Any, budget: _Budget) -> Iterator[Any]:
+    """The stream's batches, within the budget's time.
+
+    The wait for the first batch, where aggregations, sorts and join builds do all their
+    work, is an ``asyncio.wait_for`` over the stream's ``__anext__`` on one shared
+    event-loop thread (so it works from any thread, also one whose own loop is running,
+    as in Jupyter); on time-out the pending ``__anext__`` is cancelled. Later batches
+    come from the plain iterator, the budget checked after each: a handoff per batch
+    would halve the speed of large scans, and a scan returns batches steadily.
+    """
+    loop = _waiter_loop()
+    try:
+        started = time.monotonic()
+        wait = asyncio.wait_for(_next_batch(stream), budget.left)
+        future = asyncio.run_coroutine_threadsafe(wait, loop)
+        try:
+            batch = future.result()
+        except TimeoutError:
+            raise budget.limits.timed_out() from None
+        if batch is None:
+            return
+        budget.spend(time.monotonic() - started)
+        yield batch
+        while True:
+            started = time.monotonic()
+            batch = next(stream, None)
+            if batch is None:
+                return
+            budget.spend(time.monotonic() - started)
+            yield batch
+    finally:
+        # The last reference to the engine's stream (a traceback keeps this frame alive):
+        # dropping it stops the engine's work at its next yield point.
+        del stream
+
+
+async def _next_batch(stream: Any) -> Any:
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+_WAITER: asyncio.AbstractEventLoop | None = None
+_WAITER_LOCK = threading.Lock()
+
+
+def _waiter_loop() -> asyncio.AbstractEventLoop:
+    """The event loop (in a daemon thread of its own) that bounded queries wait on."""
+    global _WAITER
+    with _WAITER_LOCK:
+        if _WAITER is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=loop.run_forever, name="arrowlog-query-waiter", daemon=True
+            ).start()
+            _WAITER = loop
+        return _WAITER
+
+
+class _Interrupter:
+    """Interrupts a DuckDB connection when its budget runs out while the guard is entered."""
+
+    def __init__(self, con: Any, budget: _Budget | None) -> None:
+        self.fired = False
+        self._con = con
+        self._budget = budget
+        self._timer: threading.Timer | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        if self._budget is not None:
+            self._started = time.monotonic()
+            self._timer = threading.Timer(max(0.0, self._budget.left), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None and self._budget is not None:
+            self._timer.cancel()
+            self._timer = None
+            if not self.fired:
+                self._budget.spend(time.monotonic() - self._started)
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._con.interrupt()
+
+
+# DataFusion plans an expression recursively, one level per operator of a chain such as
+# ``1 + 1 + ...`` or ``a = 1 OR a = 2 OR ...`` (the parser's nesting limit does not see
+# chains): around 10,000 operators overflow the stack and kill the process (measured in
+# worker threads with datafusion 55). Queries over this many are refused before planning.
+MAX_OPERATORS = 2000
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
+_OPERATORS = re.compile(r"(?i)\b(?:AND|OR|LIKE|ILIKE|IS|NOT)\b|\|\||<>|!=|<=|>=|[-+*/%=<>&|^]")
+
+
+def _check_operators(query: str) -> None:
+    """Refuse a query with more than ``MAX_OPERATORS`` operators outside its literals."""
+    if len(query) < MAX_OPERATORS:
+        return  # too short to hold that many
+    count = len(_OPERATORS.findall(_LITERALS.sub(" ", query)))
+    if count > MAX_OPERATORS:
+        raise InvalidInput(
+            f"the query has {count} operators; at most {MAX_OPERATORS} are accepted "
+            "(longer chains overflow the planner): for long lists of values use IN (...)"
+        )
 
 
 def number_placeholders(query: str) -> str:
@@ -598,6 +805,14 @@ def _sql_string(value: str) -> str:
 
 def _sql_identifier(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
+
+
+def _view_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with top-level strings as Utf8View, DataFusion's faster string layout."""
+    return pa.schema(
+        [f.with_type(pa.string_view()) if f.type == pa.string() else f for f in schema],
+        metadata=schema.metadata,
+    )
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:

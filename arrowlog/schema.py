@@ -87,6 +87,10 @@ _UNSIGNED_TARGET = {
 # Stream names
 
 
+# A stream directory named like this confuses delta-rs (its path ends in a Delta log).
+_RESERVED_STREAM_NAMES = frozenset({"_delta_log"})
+
+
 def validate_stream_name(name: object) -> str:
     """Check a stream name before it becomes a table name and a directory.
 
@@ -101,11 +105,14 @@ def validate_stream_name(name: object) -> str:
         The name, unchanged.
 
     Raises:
-        InvalidInput: the name is not a string or does not match ``STREAM_NAME_RE``.
+        InvalidInput: the name is not a string, does not match ``STREAM_NAME_RE``, or is
+            reserved (``_delta_log``: the stream's directory would pass for a Delta log).
 
     Example: ``validate_stream_name("http_logs")``
     """
     if isinstance(name, str) and STREAM_NAME_RE.fullmatch(name):
+        if name.lower() in _RESERVED_STREAM_NAMES:
+            raise InvalidInput(f"stream name {name!r} is reserved: choose another name")
         return name
     raise InvalidInput(
         f"invalid stream name {_short_repr(name)}: use 1-128 letters, digits or '_', "
@@ -242,6 +249,22 @@ def _dataframe_kind(data: object) -> str | None:
 # Storable, uniform types
 
 
+# Deepest nesting of lists, structs and maps a column may have: Arrow IPC (the WAL)
+# refuses schemas nested 64 deep, and every layer recurses; nothing real needs more.
+MAX_NESTING = 32
+
+
+def _nesting_depth(t: pa.DataType) -> int:
+    """How many list/struct/map levels ``t`` has, without recursion (any depth is safe)."""
+    deepest, level = 0, [t]
+    while level:
+        deepest += 1
+        level = [t.field(i).type for t in level for i in range(t.num_fields)]
+        if deepest > MAX_NESTING + 1:
+            break
+    return deepest - 1
+
+
 def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
     """Rewrite a table into the small set of types every stream is stored in.
 
@@ -261,7 +284,8 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
 
     Raises:
         InvalidInput: duplicate, empty or reserved column names, a type Delta cannot store,
-            an unsigned value too large for int64, or a string that is not UTF-8.
+            a column nested deeper than ``MAX_NESTING``, an unsigned value too large for
+            int64, or a string that is not UTF-8.
         BatchTooLarge: a string or binary value longer than ``max_string_bytes``.
 
     Example: ``normalize(to_table(df), max_string_bytes=1 << 20)``
@@ -270,6 +294,13 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
     fields: list[pa.Field] = []
     arrays: list[pa.Array] = []
     for name, column in zip(table.column_names, table.columns, strict=True):
+        # Checked before the recursive rewrite below: hostile JSON nests thousands deep.
+        depth = _nesting_depth(column.type)
+        if depth > MAX_NESTING:
+            raise InvalidInput(
+                f"column {name!r} is nested {depth} levels deep; at most {MAX_NESTING} "
+                "levels of lists, structs and maps are accepted"
+            )
         array = _normalize_array(name, _one_chunk(column))
         if array is None:
             logger.debug("dropping column %r: every value is null", name)

@@ -10,14 +10,21 @@ of each file, so the commit needs no second pass over the data.
 The files are not live until the catalog commits them; until then they are invisible to
 every reader (the Delta log is the only list of live files) and vacuum removes them if the
 commit never happens.
+
+A failed write (disk full, I/O error) raises ``StorageError`` and removes the files this
+call wrote, so a flush that fails leaves its records in the buffer and the WAL, and no
+half-written file behind. ``fsync`` is the seam fault-injection tests replace
+(``Log(..., io_hooks=IOHooks(segment_fsync=...))``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -29,9 +36,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from arrowlog.config import Settings
+from arrowlog.errors import StorageError
 from arrowlog.schema import OFFSET, PARTITION
 
 __all__ = ["SegmentFile", "prepare_segment", "write_segment_files"]
+
+logger = logging.getLogger(__name__)
 
 # Longest string kept in min/max statistics: longer values would have to be truncated,
 # and a truncated max is no longer an upper bound.
@@ -68,10 +78,20 @@ def _is_sorted(column: pa.ChunkedArray) -> bool:
 
 
 def write_segment_files(
-    table: pa.Table, root: Path, settings: Settings, *, max_rows: int | None = None
+    table: pa.Table,
+    root: Path,
+    settings: Settings,
+    *,
+    max_rows: int | None = None,
+    fsync: Callable[[int], None] = os.fsync,
 ) -> list[SegmentFile]:
     """Write ``table`` (from ``prepare_segment``: sorted, with ``day``): one file per day,
-    or several of at most ``max_rows`` rows (compaction's target size)."""
+    or several of at most ``max_rows`` rows (compaction's target size).
+
+    Raises:
+        StorageError: a file could not be written or fsynced; the files written by this
+            call are removed again (none of them was committed).
+    """
     days = table.column(PARTITION).combine_chunks()
     data = table.drop_columns([PARTITION])
     # Sorted by time, so each day's rows are one contiguous slice.
@@ -79,34 +99,49 @@ def write_segment_files(
     starts = np.flatnonzero(np.r_[True, as_int[1:] != as_int[:-1]])
     ends = np.r_[starts[1:], len(as_int)]
     step = max_rows or len(as_int) or 1
-    return [
-        _write_one(
-            data.slice(int(a), int(min(b, a + step) - a)), days[int(a)].as_py(), root, settings
-        )
-        for start, b in zip(starts, ends, strict=True)
-        for a in range(int(start), int(b), step)
-    ]
+    written: list[SegmentFile] = []
+    for start, b in zip(starts, ends, strict=True):
+        for a in range(int(start), int(b), step):
+            piece = data.slice(int(a), int(min(b, a + step) - a))
+            written.append(_write_one(piece, days[int(a)].as_py(), root, settings, fsync, written))
+    return written
 
 
-def _write_one(table: pa.Table, day: date, root: Path, settings: Settings) -> SegmentFile:
+def _write_one(
+    table: pa.Table,
+    day: date,
+    root: Path,
+    settings: Settings,
+    fsync: Callable[[int], None],
+    earlier: list[SegmentFile],
+) -> SegmentFile:
     first_offset = pc.min(table.column(OFFSET)).as_py()
     relpath = f"{PARTITION}={day.isoformat()}/part-{first_offset:020d}-{uuid.uuid4().hex[:12]}.zstd.parquet"
     path = root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pq.write_table(
-            table,
-            f,
-            compression="zstd",
-            compression_level=settings.zstd_level,
-            row_group_size=settings.row_group_rows,
-            use_dictionary=True,
-            write_statistics=True,
-            write_page_index=True,
-        )
-        f.flush()
-        os.fsync(f.fileno())
-    _fsync_dir(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            pq.write_table(
+                table,
+                f,
+                compression="zstd",
+                compression_level=settings.zstd_level,
+                row_group_size=settings.row_group_rows,
+                use_dictionary=True,
+                write_statistics=True,
+                write_page_index=True,
+            )
+            f.flush()
+            fsync(f.fileno())
+        _fsync_dir(path.parent)
+    except (OSError, pa.ArrowException) as e:
+        # Uncommitted, so invisible to readers; removed now rather than left to vacuum.
+        for p in [path, *(root / s.relpath for s in earlier)]:
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                logger.warning("could not remove the uncommitted segment file %s", p)
+        raise StorageError(f"could not write segment file {path}: {e}") from e
     return SegmentFile(
         relpath, path.stat().st_size, table.num_rows, day, json.dumps(delta_stats(table))
     )

@@ -20,6 +20,14 @@ everyone whose entry was written before that fsync started is released by it. Wr
 arrive during an fsync wait for the next one, so concurrent writers share fsyncs and
 throughput grows with concurrency.
 
+Failures (DESIGN §1, issue 7): when a write or an fsync fails, no entry that was not yet
+durable is acknowledged: every waiter for one gets ``StorageError``, and the log refuses
+writes (``broken``) until ``repair`` succeeds. After a failed fsync the kernel may have
+dropped the dirty pages and will not report it again, so the bytes after the last good
+fsync cannot be trusted; ``repair`` cuts the file back to that size and fsyncs the cut.
+The lost entries' sequence numbers are never reused (a late waiter for one still learns
+it failed); the caller (``Log``) drops them from its buffers and rolls offsets back.
+
 Recovery: ``replay`` yields every intact entry in order. A torn or corrupt tail of the last
 file (a crash mid-write) fails its length or checksum test and is cut off with a warning;
 damage anywhere else is real corruption and raises ``StorageError`` rather than silently
@@ -34,7 +42,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,23 +103,30 @@ class WriteAheadLog:
         segment_bytes: int = 64 * 1024 * 1024,
         fsync: bool = True,
         fsync_hook: Callable[[int], None] | None = None,
+        write_hook: Callable[[int, Sequence[bytes | pa.Buffer]], int] | None = None,
         on_fsync: Callable[[float], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.segment_bytes = segment_bytes
         self._fsync_enabled = fsync
-        # Test seam (fault injection): called with the fd instead of os.fdatasync.
+        # Test seams (fault injection, tests/reliability/test_faults.py): called instead of
+        # os.fdatasync(fd) and os.writev(fd, buffers); raise OSError to simulate a disk fault.
         self._fsync = fsync_hook or os.fdatasync
+        self._writev = write_hook or os.writev
         # Called with each fsync's duration in seconds (the metrics' latency histogram).
         self._on_fsync = on_fsync
         self._cond = threading.Condition()
         self._files: list[tuple[int, Path]] = []  # (first seq, path), oldest first
         self._fd = -1
         self._file_size = 0
+        self._synced_size = 0  # size of the current file at its last successful fsync
         self._written = 0  # highest seq handed to the OS
         self._synced = 0  # highest seq known durable
         self._syncing = False
-        self._failed: BaseException | None = None
+        self._failed: BaseException | None = None  # set while broken (until repair)
+        # (first, last, "write"/"fsync", error) of entries a failure took back: never
+        # acknowledged. One item per failure, so it stays tiny.
+        self._lost: list[tuple[int, int, str, BaseException]] = []
         self._replayed = False
         self.directory.mkdir(parents=True, exist_ok=True)
         self.fsync_count = 0
@@ -211,7 +226,10 @@ class WriteAheadLog:
         """Hand one entry to the OS and return its sequence number. Not durable yet: see sync."""
         with self._cond:
             if self._failed is not None:
-                raise StorageError(f"the WAL is unusable after an earlier failure: {self._failed}")
+                raise StorageError(
+                    f"the WAL is unusable after an earlier failure until it is repaired: "
+                    f"{self._failed}"
+                )
             if self._file_size >= self.segment_bytes:
                 self._rotate()
             seq = self._written + 1
@@ -222,11 +240,12 @@ class WriteAheadLog:
             padding = _ZEROS[: _padded(len(header) + length) - len(header) - length]
             total = len(header) + length + len(padding)
             try:
-                written = os.writev(self._fd, [header, batch.ipc, trailer, padding])
+                written = self._writev(self._fd, [header, batch.ipc, trailer, padding])
                 if written != total:
                     raise OSError(f"short write to the WAL ({written} of {total} bytes)")
             except OSError as e:
-                self._fail(e)
+                # Part of the frame may be in the file: the tail is cut off by repair().
+                self._fail(e, "write")
                 raise StorageError(f"could not write to the WAL: {e}") from e
             self._file_size += written
             self._written = seq
@@ -239,20 +258,34 @@ class WriteAheadLog:
             StorageError: the fsync failed; the entry is not acknowledged.
         """
         with self._cond:
-            while self._synced < seq:
+            while True:
+                lost = self._lost_error(seq)
+                if lost is not None:
+                    what, error = lost
+                    raise StorageError(
+                        f"WAL {what} failed, the write was not acknowledged: {error}"
+                    ) from error
+                if self._synced >= seq:
+                    return
                 if self._failed is not None:
                     raise StorageError(
-                        f"WAL fsync failed, the write was not acknowledged: {self._failed}"
+                        f"the WAL failed, the write was not acknowledged: {self._failed}"
                     )
                 if self._syncing:
                     self._cond.wait()
                     continue
                 self._sync_locked()
 
+    def _lost_error(self, seq: int) -> tuple[str, BaseException] | None:
+        for first, last, what, error in self._lost:
+            if first <= seq <= last:
+                return what, error
+        return None
+
     def _sync_locked(self) -> None:
         """Become the leader: fsync everything written so far, with the lock released."""
         self._syncing = True
-        target, fd = self._written, self._fd
+        target, fd, size = self._written, self._fd, self._file_size
         error: OSError | None = None
         self._cond.release()
         try:
@@ -271,11 +304,15 @@ class WriteAheadLog:
             self._syncing = False
             self._cond.notify_all()
         if error is not None:
-            self._fail(error)
+            self._fail(error, "fsync")
             raise StorageError(
                 f"WAL fsync failed, the write was not acknowledged: {error}"
             ) from error
-        self._synced = max(self._synced, target)
+        if self._failed is None and target > self._synced:
+            # (A failure during this fsync took the entries back: nothing to record.)
+            self._synced = target
+            if fd == self._fd:
+                self._synced_size = max(self._synced_size, size)
 
     @property
     def synced_seq(self) -> int:
@@ -286,11 +323,60 @@ class WriteAheadLog:
     def next_seq(self) -> int:
         return self._written + 1
 
-    def _fail(self, error: BaseException) -> None:
-        # After a failed write or fsync the file's tail is unknown; refuse further writes
-        # until the log is reopened (replay then decides what is intact).
-        self._failed = error
+    @property
+    def broken(self) -> bool:
+        """True after a failed write or fsync, until ``repair`` succeeds."""
+        return self._failed is not None
+
+    def _fail(self, error: BaseException, what: str) -> None:
+        # After a failed write or fsync the file's tail is unknown: every entry not yet
+        # durable is taken back (its waiters get the error) and writes are refused until
+        # repair() has cut the tail off.
+        if self._failed is None:
+            self._failed = error
+            if self._written > self._synced:
+                self._lost.append((self._synced + 1, self._written, what, error))
         self._cond.notify_all()
+
+    def repair(self) -> int:
+        """Make the WAL writable again after a failure: cut the file back to its last
+        durable size and make that cut durable.
+
+        Entries written after the last successful fsync were never acknowledged; they are
+        gone from the file afterwards, and their sequence numbers stay unused. The caller
+        must drop them from its buffers before the next ``write``.
+
+        Returns:
+            the first sequence number taken back: entries from it on are gone.
+
+        Raises:
+            StorageError: the disk still fails (the WAL stays broken; call again later).
+        """
+        with self._cond:
+            if self._failed is None:
+                return self._written + 1
+            while self._syncing:
+                self._cond.wait()
+            try:
+                os.ftruncate(self._fd, self._synced_size)
+                self._fsync(self._fd)
+            except OSError as e:
+                raise StorageError(
+                    f"the WAL is still failing ({e}) after an earlier failure "
+                    f"({self._failed}); new writes are refused, acknowledged records are safe"
+                ) from e
+            logger.warning(
+                "WAL repaired after %s: cut back to %d bytes, entries %d..%d not acknowledged",
+                self._failed,
+                self._synced_size,
+                self._synced + 1,
+                self._written,
+            )
+            first_lost = self._synced + 1
+            self._file_size = self._synced_size
+            self._synced = self._written  # nothing unsynced is left in the file
+            self._failed = None
+            return first_lost
 
     def _rotate(self) -> None:
         while self._syncing:
@@ -310,7 +396,7 @@ class WriteAheadLog:
         except OSError as e:
             raise StorageError(f"could not create WAL file {path}: {e}") from e
         self._fd = fd
-        self._file_size = len(_MAGIC)
+        self._file_size = self._synced_size = len(_MAGIC)
         self._files.append((first_seq, path))
 
     # -- reclaiming space -------------------------------------------------------------------

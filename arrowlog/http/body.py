@@ -156,15 +156,71 @@ def _read_json_array(body: bytes | bytearray | memoryview) -> list[object]:
         raise InvalidInput(f"malformed JSON on line {e.lineno}, column {e.colno}: {e.msg}") from e
     except UnicodeDecodeError as e:
         raise InvalidInput(f"the body is not UTF-8: {e}") from e
+    except RecursionError:
+        # json.loads recurses per nesting level: hostile bodies nest thousands deep.
+        raise InvalidInput("the JSON body is nested too deeply") from None
     if not records:
         raise InvalidInput("the body holds no records")
     return records  # a list: the body starts with "["
+
+
+# pyarrow's JSON parser recurses once per nesting level: a record nested ~10,000 deep
+# overflows the stack and kills the whole server (SIGSEGV). Records nested deeper than
+# this are refused before parsing; the schema refuses more than 64 levels anyway.
+MAX_JSON_DEPTH = 256
+
+
+def check_json_depth(body: pa.Buffer | bytes) -> None:
+    """Refuse NDJSON whose records nest deeper than ``MAX_JSON_DEPTH``, without parsing it.
+
+    A record nests at most as deep as it has opening brackets, so only the rare lines with
+    more than ``MAX_JSON_DEPTH`` of them are measured exactly (brackets inside strings do
+    not count). About 1 ms per MB.
+
+    Raises:
+        InvalidInput: a record is nested too deeply (the message names its line).
+    """
+    data = np.frombuffer(body, dtype=np.uint8)
+    openers = np.flatnonzero((data == ord("[")) | (data == ord("{")))
+    if len(openers) <= MAX_JSON_DEPTH:
+        return
+    newlines = np.flatnonzero(data == ord("\n"))
+    per_line = np.bincount(np.searchsorted(newlines, openers))
+    for line in np.flatnonzero(per_line > MAX_JSON_DEPTH):
+        start = int(newlines[line - 1]) + 1 if line else 0
+        end = int(newlines[line]) if line < len(newlines) else len(data)
+        if _json_depth(data[start:end]) > MAX_JSON_DEPTH:
+            raise InvalidInput(
+                f"record on line {line + 1} is nested more than {MAX_JSON_DEPTH} levels deep"
+            )
+
+
+def _json_depth(line: np.ndarray) -> int:
+    """The deepest bracket nesting of one JSON text, brackets inside strings excluded."""
+    backslash = line == ord("\\")
+    quotes = np.flatnonzero(line == ord('"'))
+    if backslash.any() and len(quotes):
+        # A quote is escaped when an odd number of backslashes precedes it.
+        index = np.arange(len(line))
+        last_other = np.maximum.accumulate(np.where(backslash, -1, index))
+        before = quotes - 1
+        run = np.where(before >= 0, before - last_other[np.maximum(before, 0)], 0)
+        quotes = quotes[run % 2 == 0]
+    toggles = np.zeros(len(line), dtype=np.int8)
+    toggles[quotes] = 1
+    inside = (np.cumsum(toggles, dtype=np.int64) % 2).astype(bool)
+    step = np.zeros(len(line), dtype=np.int64)
+    step[(line == ord("[")) | (line == ord("{"))] = 1
+    step[(line == ord("]")) | (line == ord("}"))] = -1
+    step[inside] = 0
+    return int(np.cumsum(step).max(initial=0))
 
 
 def _read_ndjson(body: pa.Buffer) -> pa.Table:
     """Parse NDJSON in bulk; on failure, name the line (pyarrow names a row of a block)."""
     if body.size == 0:
         raise InvalidInput("the body holds no records")
+    check_json_depth(body)
     if body.size <= _SINGLE_BLOCK_BYTES:
         try:
             table = _pyarrow_json(body, body.size + 1, use_threads=False)

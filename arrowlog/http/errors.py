@@ -10,6 +10,7 @@ walked, as in httpx's ``map_exceptions``)::
     │   ├── BatchTooLarge      413  body over max_body_bytes, batch over max_batch_bytes
     │   ├── ReadOnlyQuery      403  DDL/DML/COPY: refused by policy, as Flight's
     │   │                           PERMISSION_DENIED (not 400: the SQL itself is fine)
+    │   ├── QueryLimitExceeded 400  ran past query_timeout / query_memory_limit
     │   ├── UnsupportedMediaType  415  (this module) a Content-Type/-Encoding we cannot read
     │   └── NotAcceptable      406  (this module) no answer format the Accept header allows
     ├── StreamNotFound         404

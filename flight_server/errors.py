@@ -8,7 +8,8 @@ specific class wins (the exception's MRO is walked, as in httpx's ``map_exceptio
     ArrowlogError              INTERNAL            (an arrowlog error without a closer entry)
     ├── InvalidInput           INVALID_ARGUMENT    (bad type, schema conflict, bad SQL, ...)
     │   ├── BatchTooLarge      INVALID_ARGUMENT
-    │   └── ReadOnlyQuery      PERMISSION_DENIED   (DDL/DML/COPY, updates, replace)
+    │   ├── ReadOnlyQuery      PERMISSION_DENIED   (DDL/DML/COPY, updates, replace)
+    │   └── QueryLimitExceeded INVALID_ARGUMENT    (query_timeout, query_memory_limit)
     ├── StreamNotFound         NOT_FOUND
     ├── Unauthenticated        UNAUTHENTICATED
     ├── Unavailable            UNAVAILABLE         (shutting down, closed, overloaded)

@@ -91,7 +91,16 @@ def start_server(
     data_dir = Path(data_dir) if data_dir is not None else base / "data"
     log_file = base / "server.log"
     if flight_server_only:
-        args = ["-m", "flight_server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", "0"]
+        args = [
+            "-m",
+            "flight_server",
+            "--data-dir",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ]
         wanted = {"flight"}
     else:
         args = ["-m", "arrowlog", "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",

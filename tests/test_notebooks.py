@@ -21,9 +21,13 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 def _execute(name: str, tmp_path: Path) -> dict:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     # Each notebook's last cell prints a JSON summary of what it computed.
-    last = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+    last = "".join(
+        o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream"
+    )
     return json.loads(last.strip().splitlines()[-1])
 
 
@@ -39,14 +43,26 @@ def test_notebooks_are_stored_without_outputs(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} has stored outputs"
+            assert cell.outputs == [] and cell.execution_count is None, (
+                f"{path.name} has stored outputs"
+            )
 
 
 def test_embedded_analytics_notebook(tmp_path: Path) -> None:
     summary = _execute("03_embedded_analytics.ipynb", tmp_path)
     with _reference(200_000, 7, tmp_path) as ref:
-        errors = ref.sql("SELECT count(*) AS c FROM http_logs WHERE level = 'ERROR'").to_arrow().column("c")[0].as_py()
-    assert summary == {"rows": 200_001, "errors": errors, "replayed": 200_000, "first_new_offset": 200_000}
+        errors = (
+            ref.sql("SELECT count(*) AS c FROM http_logs WHERE level = 'ERROR'")
+            .to_arrow()
+            .column("c")[0]
+            .as_py()
+        )
+    assert summary == {
+        "rows": 200_001,
+        "errors": errors,
+        "replayed": 200_000,
+        "first_new_offset": 200_000,
+    }
 
 
 # -- 01 and 02: notebooks that start their own server ----------------------------------------
@@ -69,7 +85,9 @@ def _execute_with_server(name: str, tmp_path: Path) -> dict:
     finally:
         leftovers = _processes_mentioning(str(tmp_path))
         assert not leftovers, f"{name} left processes behind: {leftovers}"
-    last = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+    last = "".join(
+        o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream"
+    )
     return json.loads(last.strip().splitlines()[-1])
 
 
@@ -107,8 +125,14 @@ def test_quickstart_notebook(tmp_path: Path) -> None:
     summary = _execute_with_server("01_quickstart.ipynb", tmp_path)
     with _reference_at(200_000, 7, tmp_path) as ref:
         levels = _rows(ref, "SELECT level, count(*) AS n FROM http_logs GROUP BY level")
-        errors = _rows(ref, "SELECT service, count(*) AS n FROM http_logs WHERE level = 'ERROR' GROUP BY service")
-        top = _rows(ref, "SELECT host, count(*) AS n FROM http_logs WHERE level = 'ERROR' GROUP BY host ORDER BY n DESC, host LIMIT 1")
+        errors = _rows(
+            ref,
+            "SELECT service, count(*) AS n FROM http_logs WHERE level = 'ERROR' GROUP BY service",
+        )
+        top = _rows(
+            ref,
+            "SELECT host, count(*) AS n FROM http_logs WHERE level = 'ERROR' GROUP BY host ORDER BY n DESC, host LIMIT 1",
+        )
     assert summary == {
         "rows": 200_000,
         "levels": {r["level"]: r["n"] for r in levels},
@@ -143,12 +167,22 @@ def test_incident_investigation_notebook(tmp_path: Path) -> None:
 
     errors = "SELECT count(*) AS n FROM http_logs WHERE level = 'ERROR'"
     with _reference_at(200_000, 7, tmp_path) as ref:
-        spike_errors = _rows(ref, f"{errors} AND {window(spike_start, spike_start + pd.Timedelta(minutes=5))}")[0]["n"]
-        incident_errors = _rows(ref, f"{errors} AND service = '{spike_service}' AND {window(*incident)}")[0]["n"]
-        top_host = _rows(ref, "SELECT host, count(*) AS n FROM http_logs WHERE level = 'ERROR' "
-                              "GROUP BY host ORDER BY n DESC, host LIMIT 1")[0]
-        top_endpoint = _rows(ref, "SELECT service, endpoint, count(*) AS n FROM http_logs WHERE level = 'ERROR' "
-                                  "GROUP BY service, endpoint ORDER BY n DESC, service, endpoint LIMIT 1")[0]
+        spike_errors = _rows(
+            ref, f"{errors} AND {window(spike_start, spike_start + pd.Timedelta(minutes=5))}"
+        )[0]["n"]
+        incident_errors = _rows(
+            ref, f"{errors} AND service = '{spike_service}' AND {window(*incident)}"
+        )[0]["n"]
+        top_host = _rows(
+            ref,
+            "SELECT host, count(*) AS n FROM http_logs WHERE level = 'ERROR' "
+            "GROUP BY host ORDER BY n DESC, host LIMIT 1",
+        )[0]
+        top_endpoint = _rows(
+            ref,
+            "SELECT service, endpoint, count(*) AS n FROM http_logs WHERE level = 'ERROR' "
+            "GROUP BY service, endpoint ORDER BY n DESC, service, endpoint LIMIT 1",
+        )[0]
 
     # Exact p99 with linear interpolation, as percentile_cont. DataFusion 55 rounds the
     # interpolation fraction to 6 digits (p99 of [0, 1, 2, 10] is 9.759992, not 9.76): hence

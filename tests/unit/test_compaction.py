@@ -19,7 +19,13 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def _fill(log: arrowlog.Log, flushes: int = 8) -> None:
     for i in range(flushes):
         # Each flush writes into three day partitions; times go backwards within a batch.
-        log.append("s", [{"ts": T0 + timedelta(hours=h, minutes=i), "n": i * 100 + h} for h in range(69, -1, -3)])
+        log.append(
+            "s",
+            [
+                {"ts": T0 + timedelta(hours=h, minutes=i), "n": i * 100 + h}
+                for h in range(69, -1, -3)
+            ],
+        )
         log.flush()
 
 
@@ -27,13 +33,20 @@ def _rows(log: arrowlog.Log) -> list[dict]:
     return log.sql("SELECT _offset, n, ts FROM s ORDER BY _offset").to_arrow().to_pylist()
 
 
-def test_compaction_merges_small_segments_keeping_rows_offsets_and_time_order(tmp_path: Path) -> None:
+def test_compaction_merges_small_segments_keeping_rows_offsets_and_time_order(
+    tmp_path: Path,
+) -> None:
     with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
         _fill(log)
         before = _rows(log)
         assert log.describe("s").segments == 24
         [result] = log.compact()
-        assert (result.partitions, result.files_removed, result.files_added, result.rows) == (3, 24, 3, len(before))
+        assert (result.partitions, result.files_removed, result.files_added, result.rows) == (
+            3,
+            24,
+            3,
+            len(before),
+        )
         assert log.describe("s").segments == 3
         assert _rows(log) == before
         files = deltalake.DeltaTable(str(tmp_path / "streams" / "s")).file_uris()
@@ -69,7 +82,9 @@ def test_late_records_land_in_their_old_partition(tmp_path: Path) -> None:
 
 
 def test_retention_by_age_drops_exactly_the_expired_days(tmp_path: Path) -> None:
-    with arrowlog.open(tmp_path, flush_interval=3600.0, retention_days=1.0, vacuum_grace_hours=0) as log:
+    with arrowlog.open(
+        tmp_path, flush_interval=3600.0, retention_days=1.0, vacuum_grace_hours=0
+    ) as log:
         _fill(log, 2)
         before = _rows(log)
         [res] = log.apply_retention(now=datetime(2026, 11, 3, 6, tzinfo=UTC))
@@ -91,16 +106,34 @@ def _seg(day: int, size: int) -> SegmentInfo:
 def test_retention_by_bytes_keeps_the_newest_partition() -> None:
     segs = [_seg(1, 100), _seg(2, 100), _seg(3, 500)]
     now = datetime(2026, 11, 4, tzinfo=UTC)
-    assert expired_partitions(segs, now=now, retention_days=0, retention_bytes=250) == [date(2026, 11, 1), date(2026, 11, 2)]
-    assert expired_partitions(segs, now=now, retention_days=0, retention_bytes=10) == [date(2026, 11, 1), date(2026, 11, 2)]
+    assert expired_partitions(segs, now=now, retention_days=0, retention_bytes=250) == [
+        date(2026, 11, 1),
+        date(2026, 11, 2),
+    ]
+    assert expired_partitions(segs, now=now, retention_days=0, retention_bytes=10) == [
+        date(2026, 11, 1),
+        date(2026, 11, 2),
+    ]
     assert expired_partitions(segs, now=now, retention_days=0, retention_bytes=0) == []
-    assert expired_partitions(segs, now=now, retention_days=1.5, retention_bytes=0) == [date(2026, 11, 1)]
+    assert expired_partitions(segs, now=now, retention_days=1.5, retention_bytes=0) == [
+        date(2026, 11, 1)
+    ]
 
 
 @pytest.mark.parametrize(
     ("sizes", "expected"),
-    [([10, 10], [date(2026, 11, 1)]), ([10], []), ([10, 900], []), ([900, 900, 10, 10], [date(2026, 11, 1)])],
+    [
+        ([10, 10], [date(2026, 11, 1)]),
+        ([10], []),
+        ([10, 900], []),
+        ([900, 900, 10, 10], [date(2026, 11, 1)]),
+    ],
 )
-def test_only_partitions_with_several_small_files_are_compacted(sizes: list[int], expected: list[date]) -> None:
-    segs = [SegmentInfo(f"/x/{i}", s, 1, 0, 0, None, None, date(2026, 11, 1)) for i, s in enumerate(sizes)]
+def test_only_partitions_with_several_small_files_are_compacted(
+    sizes: list[int], expected: list[date]
+) -> None:
+    segs = [
+        SegmentInfo(f"/x/{i}", s, 1, 0, 0, None, None, date(2026, 11, 1))
+        for i, s in enumerate(sizes)
+    ]
     assert partitions_to_compact(segs, target_bytes=1000) == expected

@@ -464,7 +464,9 @@ def test_tail_follows_new_records(log: arrowlog.Log) -> None:
     assert seen == [1, 2, 3, 4, 5]
 
 
-def test_appends_and_queries_do_not_wait_for_a_flush_in_progress(tmp_path: Path, monkeypatch) -> None:
+def test_appends_and_queries_do_not_wait_for_a_flush_in_progress(
+    tmp_path: Path, monkeypatch
+) -> None:
     from arrowlog.catalog import StreamCatalog
 
     entered, release = threading.Event(), threading.Event()
@@ -494,7 +496,10 @@ def test_pruning_is_exact_at_sub_millisecond_precision(log: arrowlog.Log) -> Non
     # Delta stores timestamp statistics truncated to milliseconds; a segment's true max can
     # lie up to 999 µs above the recorded one and must not be pruned away.
     last = datetime(2026, 11, 1, 0, 0, 1, 999_999, tzinfo=UTC)
-    log.append("s", [{"ts": datetime(2026, 11, 1, 0, 0, 0, 123_456, tzinfo=UTC), "n": 1}, {"ts": last, "n": 2}])
+    log.append(
+        "s",
+        [{"ts": datetime(2026, 11, 1, 0, 0, 0, 123_456, tzinfo=UTC), "n": 1}, {"ts": last, "n": 2}],
+    )
     log.flush()
     got = log.sql("SELECT n FROM s WHERE ts > TIMESTAMP '2026-11-01T00:00:01.999500Z'").to_arrow()
     assert got.column("n").to_pylist() == [2]
@@ -506,5 +511,11 @@ def test_positional_parameters_bind_with_question_marks_and_dollars(log: arrowlo
     log.append("s", _records(10))
     q = "SELECT count(*) AS c FROM s WHERE n >= ? AND level = ?"
     assert log.sql(q, params=[5, "INFO"]).to_arrow().column("c")[0].as_py() == 4
-    assert log.sql("SELECT count(*) AS c FROM s WHERE n >= $1", params=[5]).to_arrow().column("c")[0].as_py() == 5
+    assert (
+        log.sql("SELECT count(*) AS c FROM s WHERE n >= $1", params=[5])
+        .to_arrow()
+        .column("c")[0]
+        .as_py()
+        == 5
+    )
     assert log.sql(q, params=[5, "INFO"], engine="duckdb").to_arrow().column("c")[0].as_py() == 4

@@ -22,7 +22,9 @@ class LogMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="arrowlog-model-")
-        self.log = arrowlog.open(self.dir, flush_interval=3600.0, flush_rows=10**9, vacuum_grace_hours=0)
+        self.log = arrowlog.open(
+            self.dir, flush_interval=3600.0, flush_rows=10**9, vacuum_grace_hours=0
+        )
         self.rows: list[dict] = []  # the model: records in offset order
         self.columns: list[str] = []
 
@@ -68,7 +70,9 @@ class LogMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.log.close()
-        self.log = arrowlog.open(self.dir, flush_interval=3600.0, flush_rows=10**9, vacuum_grace_hours=0)
+        self.log = arrowlog.open(
+            self.dir, flush_interval=3600.0, flush_rows=10**9, vacuum_grace_hours=0
+        )
 
     @precondition(lambda self: self.rows)
     @rule(frm=st.integers(0, 200), limit=st.integers(0, 60))

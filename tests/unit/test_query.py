@@ -13,7 +13,10 @@ from arrowlog.query import number_placeholders
         ("SELECT * FROM t WHERE a = ? AND b > ?", "SELECT * FROM t WHERE a = $1 AND b > $2"),
         ("SELECT '?', 'it''s ?' FROM t WHERE x = ?", "SELECT '?', 'it''s ?' FROM t WHERE x = $1"),
         ('SELECT "we?ird" FROM t WHERE x = ?', 'SELECT "we?ird" FROM t WHERE x = $1'),
-        ("SELECT 1 -- what?\nWHERE y = ? /* and ? */ AND z = ?", "SELECT 1 -- what?\nWHERE y = $1 /* and ? */ AND z = $2"),
+        (
+            "SELECT 1 -- what?\nWHERE y = ? /* and ? */ AND z = ?",
+            "SELECT 1 -- what?\nWHERE y = $1 /* and ? */ AND z = $2",
+        ),
         ("SELECT 'unterminated ?", "SELECT 'unterminated ?"),
         ("no placeholders", "no placeholders"),
     ],

@@ -123,7 +123,9 @@ def _flight_put(
     schema = pa.schema(
         [("ts", pa.timestamp("us", tz="UTC")), ("level", pa.string()), ("k", pa.int64())]
     )
-    options = _flight_options(token)
+    # No call deadline here: a gRPC deadline covers the whole DoPut stream, and this one
+    # stays open for the entire run (a 120 s deadline cut every writer at 120 s).
+    options = _flight_options(token, timeout=None)
     k = i * _K_STRIDE
     with flight.FlightClient(flight_url) as client:
         writer, reader = client.do_put(flight.FlightDescriptor.for_path(stream), schema, options)
@@ -313,9 +315,9 @@ def run(
     return result
 
 
-def _flight_options(token: str | None) -> flight.FlightCallOptions:
+def _flight_options(token: str | None, timeout: float | None = 120) -> flight.FlightCallOptions:
     headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
-    return flight.FlightCallOptions(headers=headers, timeout=120)
+    return flight.FlightCallOptions(headers=headers, timeout=timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -460,7 +460,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         writer: flight.FlightMetadataWriter,
     ) -> None:
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
-            self._append_batches(_path_stream(descriptor), reader, writer)
+            self._append_batches(context, _path_stream(descriptor), reader, writer)
             return
         command = _decode(descriptor.command)
         if isinstance(command, sp.CommandStatementIngest):
@@ -479,16 +479,35 @@ class ArrowlogFlightServer(flight.FlightServerBase):
 
     def _append_batches(
         self,
+        context: flight.ServerCallContext,
         stream: str,
         reader: flight.MetadataRecordBatchReader,
         writer: flight.FlightMetadataWriter,
     ) -> None:
+        appended = 0
         for batch in _batches(reader):
             if not batch.num_rows:
                 continue
             result = self._log.append(stream, batch)
+            appended += 1
             # Acknowledged only now, after the WAL fsync (DESIGN §1).
-            writer.write(pa.py_buffer(json.dumps(dataclasses.asdict(result)).encode()))
+            try:
+                writer.write(pa.py_buffer(json.dumps(dataclasses.asdict(result)).encode()))
+            except OSError:
+                if not context.is_cancelled():
+                    raise
+                # The client left (e.g. its call deadline ended a long-lived stream): the
+                # records are durable, only their acknowledgement could not be delivered.
+                logger.info(
+                    "do_put to %r ended by the client after %d batches; offsets %d..%d are "
+                    "durable but their acknowledgement was not delivered",
+                    stream,
+                    appended,
+                    result.first_offset,
+                    result.last_offset,
+                )
+                return
+        logger.info("do_put to %r ended after %d batches", stream, appended)
 
     def _ingest(
         self,

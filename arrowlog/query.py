@@ -97,11 +97,20 @@ def build_dataset(snap: TableSnapshot) -> ds.Dataset:
     """
     fragments = [_PARQUET.make_fragment(_EMPTY_PARQUET), *_segment_fragments(snap)]
     segments = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, _LOCAL_FS)
-    batches = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
-    if not batches:
+    buffer = _buffer_table(snap)
+    if not buffer.num_rows:
         return segments
-    buffer = ds.InMemoryDataset(pa.Table.from_batches(batches, schema=snap.schema))
-    return ds.UnionDataset(snap.schema, [segments, buffer])
+    return ds.UnionDataset(snap.schema, [segments, ds.InMemoryDataset(buffer)])
+
+
+def _buffer_table(snap: TableSnapshot) -> pa.Table:
+    """The snapshot's buffered records in the snapshot's schema.
+
+    Never without a batch (an empty one if nothing is buffered): an engine given a table
+    with no batches at all plans a scan with no partitions.
+    """
+    batches = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
+    return pa.Table.from_batches(batches or [_empty_batch(snap.schema)], schema=snap.schema)
 
 
 def _empty_parquet() -> pa.Buffer:
@@ -507,11 +516,8 @@ class QueryEngine:
             # as fast; results are cast back to plain utf8 for clients (_cast_batch).
             schema = _view_schema(snap.schema)
             parts = [ctx.read_parquet(path, schema=schema) for path in files]
-            buffered = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
-            if buffered or not parts:
-                buffer = pa.Table.from_batches(
-                    buffered or [_empty_batch(snap.schema)], schema=snap.schema
-                )
+            buffer = _buffer_table(snap)
+            if buffer.num_rows or not parts:
                 parts.append(ctx.from_arrow(buffer.cast(schema)))
             table = parts[0]
             for part in parts[1:]:
@@ -551,10 +557,7 @@ class QueryEngine:
                 continue
             # The buffer (in the full schema, even when empty) unioned by name with the live
             # files read natively: columns a file predates come back as NULL.
-            buffered = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
-            con.register(
-                f"__buffer_{len(allowed)}", pa.Table.from_batches(buffered, schema=snap.schema)
-            )
+            con.register(f"__buffer_{len(allowed)}", _buffer_table(snap))
             files = [seg.path for seg in snap.segments]
             select = f'SELECT * FROM "__buffer_{len(allowed)}"'
             if files:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import deltalake
+import pyarrow as pa
+import pyarrow.flight as flight
 import pyarrow.parquet as pq
 
 
@@ -103,3 +105,19 @@ def check_delta_files(table_dir: Path) -> int:
         assert path.is_file(), f"the Delta log of {table_dir.name} lists a missing file {path}"
         pq.read_table(path)  # raises on a torn or corrupt file
     return len(uris)
+
+
+def put_table(
+    client: flight.FlightClient,
+    descriptor: flight.FlightDescriptor,
+    table: pa.Table,
+    options: flight.FlightCallOptions,
+) -> pa.Buffer | None:
+    """One DoPut of ``table``; returns the server's first acknowledgement (None if none)."""
+    writer, reader = client.do_put(descriptor, table.schema, options)
+    try:
+        writer.write_table(table)
+        writer.done_writing()
+        return reader.read()
+    finally:
+        writer.close()

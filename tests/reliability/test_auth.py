@@ -33,6 +33,7 @@ from arrowlog.http import create_app
 from arrowlog.log import Log
 from tests.conftest import start_process
 from tests.integration.conftest import SERVE_READY, ArrowlogServe
+from tests.reliability._support import put_table
 
 TOKEN = "s3cr3t-token-XYZ-0123456789abcdef"
 WRONG = "wr0ng-token-QRS-9876543210fedcba"
@@ -205,13 +206,7 @@ def _flight_rpcs(
     path = flight.FlightDescriptor.for_path("auth_probe")
 
     def do_put() -> object:
-        writer, reader = client.do_put(path, table.schema, options)
-        try:
-            writer.write_table(table)
-            writer.done_writing()
-            return reader.read()
-        finally:
-            writer.close()
+        return put_table(client, path, table, options)
 
     def do_exchange() -> object:
         writer, reader = client.do_exchange(flight.FlightDescriptor.for_command(b"x"), options)

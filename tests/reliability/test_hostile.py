@@ -38,6 +38,7 @@ from flight_server import sql_protocol as sp
 from flight_server.errors import GENERIC_INTERNAL_MESSAGE
 from tests.conftest import TEST_TOKEN
 from tests.integration.conftest import ArrowlogServe, start_arrowlog_serve
+from tests.reliability._support import put_table
 
 LIMIT = 1 << 20
 PROBE = "hostile"
@@ -314,26 +315,14 @@ def test_hostile_stream_names_over_flight(target: Target, name: str) -> None:
     table = pa.table({"n": [1]})
 
     def put() -> object:
-        writer, reader = c.do_put(flight.FlightDescriptor.for_path(name), table.schema, BEARER)
-        try:
-            writer.write_table(table)
-            writer.done_writing()
-            return reader.read()
-        finally:
-            writer.close()
+        return put_table(c, flight.FlightDescriptor.for_path(name), table, BEARER)
 
     def ingest() -> object:
         command = sp.CommandStatementIngest(table=name)
         command.table_definition_options.if_not_exist = sp.TableNotExistOption.CREATE
         command.table_definition_options.if_exists = sp.TableExistsOption.APPEND
         descriptor = flight.FlightDescriptor.for_command(sp.pack(command))
-        writer, reader = c.do_put(descriptor, table.schema, BEARER)
-        try:
-            writer.write_table(table)
-            writer.done_writing()
-            return reader.read()
-        finally:
-            writer.close()
+        return put_table(c, descriptor, table, BEARER)
 
     calls = [
         put,

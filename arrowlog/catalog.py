@@ -16,9 +16,7 @@ DataFusion provider does not prune files, so it is not used.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,6 +32,7 @@ from deltalake.transaction import AddAction, RemoveAction
 from arrowlog.errors import StorageError
 from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, system_schema
 from arrowlog.segments import SegmentFile
+from arrowlog.storage import Storage
 
 __all__ = ["SegmentInfo", "StreamCatalog"]
 
@@ -47,7 +46,7 @@ _INSTANCES = itertools.count()
 class SegmentInfo:
     """One live Parquet file of a stream, with the ranges used to prune it."""
 
-    path: str  # absolute local path
+    path: str  # absolute local path, or s3://bucket/key
     size: int
     rows: int
     min_offset: int | None
@@ -60,9 +59,15 @@ class SegmentInfo:
 class StreamCatalog:
     """Owns one stream's Delta table. Not thread-safe: the Log serialises commits per stream."""
 
-    def __init__(self, path: Path, table: DeltaTable, time_column: str) -> None:
-        self.path = path
-        self.time_column = time_column
+    def __init__(
+        self, storage: Storage, name: str, table: DeltaTable, settings: dict[str, Any]
+    ) -> None:
+        self.storage = storage
+        self.name = name
+        self.uri = storage.table_uri(name)
+        self.time_column: str = settings["time_column"]
+        # Written once at creation; tables from before partitions existed have one.
+        self.partitions: int = int(settings.get("partitions", 1))
         self._table = table
         self.segments: dict[str, SegmentInfo] = {}
         # Bumped whenever the live-file set changes: readers cache per-generation work.
@@ -73,15 +78,36 @@ class StreamCatalog:
     # -- creation and opening --------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: Path, user_schema: pa.Schema, time_column: str) -> StreamCatalog:
-        """Create the stream's (empty) Delta table and its settings file."""
-        path.mkdir(parents=True, exist_ok=True)
-        _write_json_atomically(path / _SETTINGS_FILE, {"time_column": time_column})
+    def create(
+        cls,
+        storage: Storage,
+        name: str,
+        user_schema: pa.Schema,
+        time_column: str,
+        *,
+        partitions: int = 1,
+    ) -> StreamCatalog:
+        """Create the stream's (empty) Delta table and its settings file.
+
+        The settings file is written first and never changed: a table without one was not
+        created by arrowlog. If two nodes create the same stream at once, both write the
+        same settings and delta-rs lets exactly one create the table (``mode="ignore"``).
+        """
+        uri = storage.table_uri(name)
+        settings = {"time_column": time_column, "partitions": partitions}
         schema = system_schema(user_schema).append(pa.field(PARTITION, pa.date32()))
         try:
+            if storage.is_local:
+                Path(uri).mkdir(parents=True, exist_ok=True)
+            settings_uri = storage.join(uri, _SETTINGS_FILE)
+            if storage.exists(settings_uri):
+                settings = storage.read_json(settings_uri)
+            else:
+                storage.write_json(settings_uri, settings)
             table = DeltaTable.create(
-                str(path),
+                uri,
                 schema,
+                storage_options=storage.delta_options,
                 mode="ignore",
                 partition_by=[PARTITION],
                 # Statistics on every column, not only the first 32: the offset and time
@@ -89,21 +115,25 @@ class StreamCatalog:
                 configuration={"delta.dataSkippingNumIndexedCols": "-1"},
             )
         except (DeltaError, OSError) as e:
-            raise StorageError(f"could not create the Delta table at {path}: {e}") from e
-        return cls(path, table, time_column)
+            raise StorageError(f"could not create the Delta table at {uri}: {e}") from e
+        return cls(storage, name, table, settings)
 
     @classmethod
-    def open(cls, path: Path) -> StreamCatalog:
+    def open(cls, storage: Storage, name: str) -> StreamCatalog:
+        uri = storage.table_uri(name)
         try:
-            settings = json.loads((path / _SETTINGS_FILE).read_text())
-            table = DeltaTable(str(path))
-        except (OSError, ValueError, TableNotFoundError, DeltaError) as e:
-            raise StorageError(f"could not open the stream catalog at {path}: {e}") from e
-        return cls(path, table, settings["time_column"])
+            settings = storage.read_json(storage.join(uri, _SETTINGS_FILE))
+            table = DeltaTable(uri, storage_options=storage.delta_options)
+        except (OSError, ValueError, KeyError, TableNotFoundError, DeltaError) as e:
+            raise StorageError(f"could not open the stream catalog at {uri}: {e}") from e
+        return cls(storage, name, table, settings)
 
     @staticmethod
-    def exists(path: Path) -> bool:
-        return (path / "_delta_log").is_dir() and (path / _SETTINGS_FILE).is_file()
+    def exists(storage: Storage, name: str) -> bool:
+        uri = storage.table_uri(name)
+        return storage.exists(storage.join(uri, "_delta_log")) and storage.exists(
+            storage.join(uri, _SETTINGS_FILE)
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -115,7 +145,7 @@ class StreamCatalog:
 
     @property
     def _app_id(self) -> str:
-        return f"arrowlog:{self.path.name}"
+        return f"arrowlog:{self.name}"
 
     @property
     def user_schema(self) -> pa.Schema:
@@ -162,7 +192,7 @@ class StreamCatalog:
         ]
         actions += [
             RemoveAction(
-                str(Path(seg.path).relative_to(self.path)),
+                self.storage.relative(self.uri, seg.path),
                 False,
                 now,
                 seg.size,
@@ -185,7 +215,7 @@ class StreamCatalog:
             )
             live = self._live()
         except (DeltaError, OSError) as e:
-            raise StorageError(f"{operation} of stream {self.path.name!r} failed: {e}") from e
+            raise StorageError(f"{operation} of stream {self.name!r} failed: {e}") from e
         removed = [p for p in before if p not in live]
         added = [seg for p, seg in live.items() if p not in before]
         return removed, added
@@ -199,7 +229,7 @@ class StreamCatalog:
         try:
             live = self._live()
         except (DeltaError, OSError) as e:
-            raise StorageError(f"could not reload the catalog of {self.path.name!r}: {e}") from e
+            raise StorageError(f"could not reload the catalog of {self.name!r}: {e}") from e
         removed = [p for p in self.segments if p not in live]
         added = [seg for p, seg in live.items() if p not in self.segments]
         return removed, added
@@ -225,7 +255,7 @@ class StreamCatalog:
         """The live files according to the newest version of the Delta log."""
         self._table.update_incremental()
         actions = pa.table(self._table.get_add_actions(flatten=True))
-        return {s.path: s for s in _segments_from_actions(self.path, actions, self.time_column)}
+        return {s.path: s for s in _segments_from_actions(self.uri, actions, self.time_column)}
 
     def drop_partitions(self, days: list[date]) -> list[str]:
         """Remove whole day partitions as a metadata-only Delta delete. Returns removed paths."""
@@ -245,19 +275,17 @@ class StreamCatalog:
             except CommitFailedError:
                 # A concurrent commit conflicted: reload and retry (DESIGN: retention retries).
                 logger.warning(
-                    "retention commit on %r conflicted; retrying (%d)", self.path.name, attempt + 1
+                    "retention commit on %r conflicted; retrying (%d)", self.name, attempt + 1
                 )
                 self._table.update_incremental()
             except (DeltaError, OSError) as e:
-                raise StorageError(f"retention on {self.path.name!r} failed: {e}") from e
+                raise StorageError(f"retention on {self.name!r} failed: {e}") from e
         else:
-            raise StorageError(
-                f"retention on {self.path.name!r} kept conflicting; will retry later"
-            )
+            raise StorageError(f"retention on {self.name!r} kept conflicting; will retry later")
         try:
             live = self._live()
         except (DeltaError, OSError) as e:
-            raise StorageError(f"could not reload the catalog of {self.path.name!r}: {e}") from e
+            raise StorageError(f"could not reload the catalog of {self.name!r}: {e}") from e
         return [p for p in before if p not in live]
 
     def vacuum(self, retention_hours: int) -> int:
@@ -271,13 +299,13 @@ class StreamCatalog:
                 retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
             )
         except (DeltaError, OSError) as e:
-            raise StorageError(f"vacuum of {self.path.name!r} failed: {e}") from e
+            raise StorageError(f"vacuum of {self.name!r} failed: {e}") from e
         return len(deleted)
 
     @property
     def cache_key(self) -> tuple[str, int, int]:
         """Unique to this exact live-file set (a reopened catalog never reuses a key)."""
-        return (str(self.path), self._instance, self.generation)
+        return (self.uri, self._instance, self.generation)
 
     @property
     def bytes(self) -> int:
@@ -288,7 +316,7 @@ class StreamCatalog:
         return sum(s.rows for s in self.segments.values())
 
 
-def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> list[SegmentInfo]:
+def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> list[SegmentInfo]:
     cols = actions.column_names
 
     def column(name: str) -> list[Any]:
@@ -296,7 +324,7 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
 
     paths = column("path")
     return [
-        SegmentInfo(str(root / p), size, rows, mn_o, mx_o, mn_t, mx_t, day)
+        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day)
         for p, size, rows, mn_o, mx_o, mn_t, mx_t, day in zip(
             paths,
             column("size_bytes"),
@@ -309,17 +337,3 @@ def _segments_from_actions(root: Path, actions: pa.Table, time_column: str) -> l
             strict=True,
         )
     ]
-
-
-def _write_json_atomically(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

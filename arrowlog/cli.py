@@ -714,6 +714,24 @@ def compact(
 
 @main.command()
 @_data_dir_option
+@click.option(
+    "--storage",
+    metavar="URL",
+    default=None,
+    help="Keep the streams' tables on S3 (s3://bucket/prefix); endpoint, region and "
+    "credentials come from ARROWLOG_S3_* or the AWS_* variables. The WAL stays in --data-dir.",
+)
+@click.option(
+    "--node-id",
+    default=None,
+    help="Join a cluster of nodes sharing --storage under this (unique) name.",
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Partitions of streams this node creates. Default: 1.",
+)
 @click.option("--host", default=None, help="Interface to listen on. Default: 127.0.0.1.")
 @click.option(
     "--flight-port",
@@ -756,6 +774,9 @@ def compact(
 def serve(
     ctx: click.Context,
     data_dir: Path | None,
+    storage: str | None,
+    node_id: str | None,
+    partitions: int | None,
     host: str | None,
     flight_port: int | None,
     http_port: int | None,
@@ -775,6 +796,9 @@ def serve(
     settings = Settings.load(
         toml_path=config_file,
         data_dir=data_dir,
+        storage=storage,
+        node_id=node_id,
+        partitions=partitions,
         host=host,
         flight_port=flight_port,
         http_port=http_port,

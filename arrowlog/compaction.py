@@ -16,7 +16,7 @@ This module only decides and reads; ``Log`` runs the commits under the stream's 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
@@ -67,7 +67,7 @@ def partitions_to_compact(segments: list[SegmentInfo], target_bytes: int) -> lis
 def read_partition(snap: TableSnapshot, day: date) -> pa.Table:
     """Every row of the snapshot's segments in partition ``day``, in the stream's schema."""
     files = [seg for seg in snap.segments if seg.day == day]
-    only = TableSnapshot(snap.name, snap.schema, snap.time_column, files, [])
+    only = replace(snap, segments=files, buffer=[], segments_key=None)
     return build_dataset(only).to_table()
 
 

@@ -56,6 +56,58 @@ class Settings:
     data_dir: Path = _setting(
         Path("./data"), "Directory holding the WAL and the streams' Delta tables."
     )
+    storage: str | None = _setting(
+        None,
+        "Where the streams' Delta tables live: unset keeps them in data_dir/streams; "
+        "s3://bucket/prefix puts them on S3 (the WAL stays in data_dir).",
+        kind=str,
+    )
+    s3_endpoint: str | None = _setting(
+        None,
+        "S3 endpoint URL for an S3-compatible store (e.g. http://127.0.0.1:8333); "
+        "falls back to AWS_ENDPOINT_URL.",
+        kind=str,
+    )
+    s3_region: str = _setting(
+        "us-east-1", "S3 region; falls back to AWS_REGION / AWS_DEFAULT_REGION."
+    )
+    s3_access_key_id: str | None = _setting(
+        None, "S3 access key; falls back to AWS_ACCESS_KEY_ID.", kind=str
+    )
+    s3_secret_access_key: str | None = _setting(
+        None, "S3 secret key; falls back to AWS_SECRET_ACCESS_KEY.", kind=str, secret=True
+    )
+    s3_allow_http: bool = _setting(
+        False,
+        "Allow plain-HTTP S3 endpoints (implied by an http:// s3_endpoint); "
+        "falls back to AWS_ALLOW_HTTP.",
+    )
+    node_id: str | None = _setting(
+        None,
+        "Run as one node of a cluster sharing `storage` (S3): partitions are leased to "
+        "nodes, writes are acknowledged once committed to the shared tables. Unset: one node.",
+        kind=str,
+    )
+    partitions: int = _setting(
+        1,
+        "Partitions of a new stream (each has one writer node and its own offsets).",
+        maximum=1024,
+    )
+    lease_seconds: float = _setting(
+        10.0,
+        "Cluster: a partition lease expires this long after its holder's last renewal; "
+        "another node then takes the partition over.",
+    )
+    refresh_interval: float = _setting(
+        1.0,
+        "Cluster: seconds between re-reads of the shared tables, so a node sees other "
+        "nodes' commits (the freshness bound across nodes).",
+    )
+    advertise_host: str | None = _setting(
+        None,
+        "Cluster: the host other nodes and clients use to reach this node (default: host).",
+        kind=str,
+    )
     flush_rows: int = _setting(
         1_000_000, "Flush a stream's buffer to Parquet once it holds this many rows."
     )
@@ -170,6 +222,10 @@ class Settings:
                 raise InvalidInput(f"setting {f.name} must be at most {maximum}, got {value!r}")
         if not self.host:
             raise InvalidInput("setting host must not be empty")
+        if self.node_id is not None and not (self.storage or "").startswith("s3://"):
+            raise InvalidInput(
+                "setting node_id (cluster mode) needs shared storage: set storage to s3://..."
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidInput("settings tls_cert and tls_key go together: set both or neither")
 
@@ -207,6 +263,12 @@ class Settings:
                     raise InvalidInput(f"unknown setting {key!r} in {path}")
                 values[key] = _convert(names[key], value, str(path))
         env = os.environ if env is None else env
+        # The standard AWS variables, beneath arrowlog's own (boto, the AWS CLI and
+        # delta-rs all read these, so a deployment usually has them already).
+        for key, variables in _AWS_FALLBACKS.items():
+            raw = next((env[v] for v in variables if env.get(v)), None)
+            if raw is not None and key not in values:
+                values[key] = _convert(names[key], raw, variables[0])
         for var, raw in env.items():
             if var.startswith(ENV_PREFIX):
                 key = var[len(ENV_PREFIX) :].lower()
@@ -218,6 +280,15 @@ class Settings:
             if value is not None:
                 values[key] = _convert(names[key], value, key)
         return cls(**values)
+
+
+_AWS_FALLBACKS = {
+    "s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "s3_region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "s3_access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "s3_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "s3_allow_http": ("AWS_ALLOW_HTTP",),
+}
 
 
 def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:

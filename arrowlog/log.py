@@ -76,6 +76,7 @@ from arrowlog.schema import (
     with_offsets,
 )
 from arrowlog.segments import prepare_segment, write_segment_files
+from arrowlog.storage import Storage
 from arrowlog.wal import WriteAheadLog, encode_batch
 
 __all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo"]
@@ -183,9 +184,9 @@ class Log:
         self._create_lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self._closed = False
+        self.storage = Storage.from_settings(settings)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            (self.path / "streams").mkdir(exist_ok=True)
         except OSError as e:
             raise StorageError(f"cannot create data directory {self.path}: {e}") from e
         self._lock_fd = _lock_directory(self.path)
@@ -225,9 +226,9 @@ class Log:
 
     def _recover(self) -> None:
         started = time.perf_counter()
-        for path in sorted((self.path / "streams").iterdir()):
-            if StreamCatalog.exists(path):
-                self._streams[path.name] = _Stream(path.name, StreamCatalog.open(path))
+        for name in self.storage.list_tables():
+            if StreamCatalog.exists(self.storage, name):
+                self._streams[name] = _Stream(name, StreamCatalog.open(self.storage, name))
         replayed = skipped = 0
         for entry in self._wal.replay():
             s = self._streams.get(entry.stream)
@@ -238,7 +239,7 @@ class Log:
                 tc = choose_time_column(user)
                 s = _Stream(
                     entry.stream,
-                    StreamCatalog.create(self._stream_path(entry.stream), user.schema, tc),
+                    StreamCatalog.create(self.storage, entry.stream, user.schema, tc),
                 )
                 self._streams[entry.stream] = s
             last = entry.first_offset + entry.table.num_rows - 1
@@ -380,14 +381,11 @@ class Log:
             tc = choose_time_column(table, time_column)
             now = pa.scalar(datetime.now(UTC), TIME_TYPE)
             _, user_schema = coerce(table, None, tc, now, stream=name)
-            s = _Stream(name, StreamCatalog.create(self._stream_path(name), user_schema, tc))
+            s = _Stream(name, StreamCatalog.create(self.storage, name, user_schema, tc))
             with self._lock:
                 self._streams[name] = s
             logger.info("created stream %r (time column %r)", name, tc)
             return s
-
-    def _stream_path(self, name: str) -> Path:
-        return self.path / "streams" / name
 
     # -- flushing --------------------------------------------------------------------------
 
@@ -455,8 +453,9 @@ class Log:
             last = batches[-1].last_offset
             files = write_segment_files(
                 prepare_segment(table, s.time_column),
-                s.catalog.path,
+                s.catalog.uri,
                 self.settings,
+                self.storage,
                 fsync=self._io.segment_fsync,
             )
             _, added = self._commit(s, files, schema=schema, watermark=last, operation="flush")
@@ -531,8 +530,9 @@ class Log:
                 )
                 files = write_segment_files(
                     prepare_segment(table, s.time_column),
-                    s.catalog.path,
+                    s.catalog.uri,
                     self.settings,
+                    self.storage,
                     max_rows=rows_per_file,
                     fsync=self._io.segment_fsync,
                 )
@@ -765,6 +765,7 @@ class Log:
                 segments=list(s.catalog.segments.values()),
                 buffer=[b.table for b in s.buffer.durable(self._wal.synced_seq)],
                 segments_key=s.catalog.cache_key,
+                storage=self.storage,
             )
 
     def _snapshot_or_none(self, stream: str) -> TableSnapshot | None:

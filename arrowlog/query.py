@@ -36,7 +36,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,6 +56,7 @@ from arrowlog.errors import (
     StreamNotFound,
 )
 from arrowlog.schema import OFFSET
+from arrowlog.storage import Storage
 
 if TYPE_CHECKING:
     import pandas
@@ -86,6 +87,12 @@ class TableSnapshot:
     # Identifies this exact segment list (StreamCatalog.cache_key) so the fragments built
     # for it can be reused by the next query; None disables caching.
     segments_key: tuple[str, int, int] | None = None
+    # Where the segment files are (None: local paths).
+    storage: Storage | None = None
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        return _LOCAL_FS if self.storage is None else self.storage.filesystem
 
 
 def build_dataset(snap: TableSnapshot) -> ds.Dataset:
@@ -96,7 +103,7 @@ def build_dataset(snap: TableSnapshot) -> ds.Dataset:
     DataFusion rejects such a plan under ORDER BY.
     """
     fragments = [_PARQUET.make_fragment(_EMPTY_PARQUET), *_segment_fragments(snap)]
-    segments = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, _LOCAL_FS)
+    segments = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, snap.filesystem)
     buffer = _buffer_table(snap)
     if not buffer.num_rows:
         return segments
@@ -136,7 +143,7 @@ def _segment_fragments(snap: TableSnapshot) -> list[ds.Fragment]:
     """
     if snap.segments_key is None:
         return [_fragment(seg, snap) for seg in snap.segments]
-    key = (*snap.segments_key, snap.time_column)
+    key = (*snap.segments_key, snap.time_column, id(snap.filesystem))
     with _FRAGMENTS_LOCK:
         cached = _FRAGMENTS.get(key)
         if cached is not None:
@@ -151,7 +158,8 @@ def _segment_fragments(snap: TableSnapshot) -> list[ds.Fragment]:
 
 
 def _fragment(seg: SegmentInfo, snap: TableSnapshot) -> ds.Fragment:
-    return _PARQUET.make_fragment(seg.path, _LOCAL_FS, partition_expression=_guarantee(seg, snap))
+    path = seg.path if snap.storage is None else snap.storage.fs_path(seg.path)
+    return _PARQUET.make_fragment(path, snap.filesystem, partition_expression=_guarantee(seg, snap))
 
 
 def _guarantee(seg: SegmentInfo, snap: TableSnapshot) -> ds.Expression:
@@ -186,10 +194,12 @@ def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
 def _prune(snap: TableSnapshot, expr: ds.Expression | None) -> list[str]:
     """Paths of the snapshot's segments whose guarantees do not contradict ``expr``."""
     fragments = _segment_fragments(snap)
-    if expr is None:
+    if expr is not None:
+        dataset = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, snap.filesystem)
+        fragments = list(dataset.get_fragments(filter=expr))
+    if snap.storage is None or snap.storage.is_local:
         return [f.path for f in fragments]
-    dataset = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, _LOCAL_FS)
-    return [f.path for f in dataset.get_fragments(filter=expr)]
+    return [f"s3://{f.path}" for f in fragments]
 
 
 def _scan_filters(
@@ -508,7 +518,11 @@ class QueryEngine:
         """
         filters = _scan_filters(planned.optimized_logical_plan(), snapshots)
         ctx = SessionContext(SessionConfig(self._native_config), self._limits.runtime())
+        registered: set[int] = set()
         for name, snap in snapshots.items():
+            if snap.storage is not None and id(snap.storage) not in registered:
+                snap.storage.register(ctx)
+                registered.add(id(snap.storage))
             files = _prune(snap, filters.get(name))
             if len(files) > _NATIVE_MAX_FILES:
                 return None
@@ -560,7 +574,13 @@ class QueryEngine:
             con.register(f"__buffer_{len(allowed)}", _buffer_table(snap))
             files = [seg.path for seg in snap.segments]
             select = f'SELECT * FROM "__buffer_{len(allowed)}"'
-            if files:
+            if files and snap.storage is not None and not snap.storage.is_local:
+                # Without the httpfs extension (a download), DuckDB reads S3 files through
+                # pyarrow: a dataset scan, with DuckDB's projections and filters pushed in.
+                con.register(f"__segments_{len(allowed)}", build_dataset(replace(snap, buffer=[])))
+                select += f' UNION ALL BY NAME SELECT * FROM "__segments_{len(allowed)}"'
+                files = []
+            elif files:
                 listed = ", ".join(_sql_string(f) for f in files)
                 select += f" UNION ALL BY NAME SELECT * FROM read_parquet([{listed}], union_by_name = true)"
             con.execute(f"CREATE TEMP VIEW {_sql_identifier(name)} AS {select}")

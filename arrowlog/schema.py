@@ -54,7 +54,9 @@ logger = logging.getLogger(__name__)
 OFFSET = "_offset"
 INGESTED_AT = "_ingested_at"
 PARTITION = "day"
-RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION})
+# The stream partition a record belongs to; present only in streams of several partitions.
+STREAM_PARTITION = "_partition"
+RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION})
 
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 TIME_CANDIDATES = ("timestamp", "ts", "time", "@timestamp")

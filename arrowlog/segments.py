@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,8 @@ import pyarrow.parquet as pq
 
 from arrowlog.config import Settings
 from arrowlog.errors import StorageError
-from arrowlog.schema import OFFSET, PARTITION
+from arrowlog.schema import OFFSET, PARTITION, STREAM_PARTITION
+from arrowlog.storage import Storage
 
 __all__ = ["SegmentFile", "prepare_segment", "write_segment_files"]
 
@@ -79,8 +79,9 @@ def _is_sorted(column: pa.ChunkedArray) -> bool:
 
 def write_segment_files(
     table: pa.Table,
-    root: Path,
+    root: str,
     settings: Settings,
+    storage: Storage,
     *,
     max_rows: int | None = None,
     fsync: Callable[[int], None] = os.fsync,
@@ -103,48 +104,56 @@ def write_segment_files(
     for start, b in zip(starts, ends, strict=True):
         for a in range(int(start), int(b), step):
             piece = data.slice(int(a), int(min(b, a + step) - a))
-            written.append(_write_one(piece, days[int(a)].as_py(), root, settings, fsync, written))
+            written.append(
+                _write_one(piece, days[int(a)].as_py(), root, settings, storage, fsync, written)
+            )
     return written
 
 
 def _write_one(
     table: pa.Table,
     day: date,
-    root: Path,
+    root: str,
     settings: Settings,
+    storage: Storage,
     fsync: Callable[[int], None],
     earlier: list[SegmentFile],
 ) -> SegmentFile:
     first_offset = pc.min(table.column(OFFSET)).as_py()
-    relpath = f"{PARTITION}={day.isoformat()}/part-{first_offset:020d}-{uuid.uuid4().hex[:12]}.zstd.parquet"
-    path = root / relpath
+    part = (
+        pc.min(table.column(STREAM_PARTITION)).as_py()
+        if STREAM_PARTITION in table.column_names
+        else 0
+    )
+    relpath = (
+        f"{PARTITION}={day.isoformat()}/"
+        f"part-{part:04d}-{first_offset:020d}-{uuid.uuid4().hex[:12]}.zstd.parquet"
+    )
+    uri = storage.join(root, relpath)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            pq.write_table(
-                table,
-                f,
-                compression="zstd",
-                compression_level=settings.zstd_level,
-                row_group_size=settings.row_group_rows,
-                use_dictionary=True,
-                write_statistics=True,
-                write_page_index=True,
-            )
-            f.flush()
-            fsync(f.fileno())
-        _fsync_dir(path.parent)
+        # Encoded in memory, then written in one call: on S3 a single PUT (or multipart
+        # upload) makes the object appear whole or not at all; locally it is fsynced.
+        sink = pa.BufferOutputStream()
+        pq.write_table(
+            table,
+            sink,
+            compression="zstd",
+            compression_level=settings.zstd_level,
+            row_group_size=settings.row_group_rows,
+            use_dictionary=True,
+            write_statistics=True,
+            write_page_index=True,
+        )
+        size = storage.write_bytes(uri, sink.getvalue(), fsync=fsync)
     except (OSError, pa.ArrowException) as e:
         # Uncommitted, so invisible to readers; removed now rather than left to vacuum.
-        for p in [path, *(root / s.relpath for s in earlier)]:
+        for u in [uri, *(storage.join(root, s.relpath) for s in earlier)]:
             try:
-                p.unlink(missing_ok=True)
+                storage.delete(u)
             except OSError:
-                logger.warning("could not remove the uncommitted segment file %s", p)
-        raise StorageError(f"could not write segment file {path}: {e}") from e
-    return SegmentFile(
-        relpath, path.stat().st_size, table.num_rows, day, json.dumps(delta_stats(table))
-    )
+                logger.warning("could not remove the uncommitted segment file %s", u)
+        raise StorageError(f"could not write segment file {uri}: {e}") from e
+    return SegmentFile(relpath, size, table.num_rows, day, json.dumps(delta_stats(table)))
 
 
 def delta_stats(table: pa.Table) -> dict[str, Any]:
@@ -185,11 +194,3 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -138,7 +138,7 @@ def test_readme_settings_table_lists_every_setting() -> None:
     )
     assert m, "README.md lost its settings-table markers"
     table = m.group(1)
-    documented = re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE)
+    documented = re.findall(r"^\| `([a-z0-9_]+)` \|", table, re.MULTILINE)
     assert documented == [f.name for f in dataclasses.fields(Settings)], (
         "README.md's settings table is out of date: paste `arrowlog settings --markdown` "
         "between its markers"

@@ -107,6 +107,13 @@ class ArrowlogServer:
                 sock.close()  # uvicorn never took it over
             self.stop()
             raise
+        if self.log.cluster is not None:
+            # Other nodes redirect writes for our partitions here, and clients fetch from here.
+            public = st.advertise_host or st.host
+            self.log.cluster.advertise(
+                flight=self.flight_url.replace(f"//{st.host}:", f"//{public}:", 1),
+                http=self.http_url.replace(f"//{st.host}:", f"//{public}:", 1),
+            )
         logger.info("serving %s: flight %s, http %s", st.data_dir, self.flight_url, self.http_url)
 
     def _start_http(self, sock: socket.socket) -> None:

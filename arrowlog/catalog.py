@@ -30,11 +30,11 @@ from deltalake.schema import Field as DeltaField
 from deltalake.transaction import AddAction, RemoveAction
 
 from arrowlog.errors import StorageError
-from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, system_schema
+from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, STREAM_PARTITION, system_schema
 from arrowlog.segments import SegmentFile
 from arrowlog.storage import Storage
 
-__all__ = ["SegmentInfo", "StreamCatalog"]
+__all__ = ["SegmentInfo", "StreamCatalog", "stored_schema"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class SegmentInfo:
     min_time: datetime | None  # Delta statistics: truncated to the millisecond
     max_time: datetime | None
     day: date | None = None  # the Hive-style partition value
+    partition: int | None = None  # the stream partition of every row (None: mixed/unknown)
 
 
 class StreamCatalog:
@@ -95,7 +96,7 @@ class StreamCatalog:
         """
         uri = storage.table_uri(name)
         settings = {"time_column": time_column, "partitions": partitions}
-        schema = system_schema(user_schema).append(pa.field(PARTITION, pa.date32()))
+        schema = stored_schema(user_schema, partitions).append(pa.field(PARTITION, pa.date32()))
         try:
             if storage.is_local:
                 Path(uri).mkdir(parents=True, exist_ok=True)
@@ -140,18 +141,25 @@ class StreamCatalog:
     @property
     def watermark(self) -> int:
         """The last offset committed to segments, or -1 when nothing has been flushed."""
-        version = self._table.transaction_version(self._app_id)
+        return self.watermark_of(0)
+
+    def watermark_of(self, partition: int) -> int:
+        """The last offset of ``partition`` committed to segments (-1: none yet)."""
+        version = self._table.transaction_version(self._app_id(partition))
         return -1 if version is None else int(version)
 
-    @property
-    def _app_id(self) -> str:
-        return f"arrowlog:{self.name}"
+    def _app_id(self, partition: int = 0) -> str:
+        # One application transaction per partition: its version is that partition's
+        # flushed-offset watermark. A stream of one partition keeps the plain name.
+        if self.partitions == 1:
+            return f"arrowlog:{self.name}"
+        return f"arrowlog:{self.name}:{partition}"
 
     @property
     def user_schema(self) -> pa.Schema:
         """The table's schema without system and partition columns."""
         schema = pa.schema(self._table.schema().to_arrow())
-        drop = {OFFSET, INGESTED_AT, PARTITION}
+        drop = {OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION}
         return pa.schema([f for f in schema if f.name not in drop])
 
     @property
@@ -167,6 +175,7 @@ class StreamCatalog:
         schema: pa.Schema,
         remove: list[SegmentInfo] = (),  # type: ignore[assignment]
         watermark: int | None = None,
+        partition: int = 0,
         operation: str,
     ) -> tuple[list[str], list[SegmentInfo]]:
         """Make ``files`` live (and ``remove`` not live) in one atomic Delta commit.
@@ -200,7 +209,11 @@ class StreamCatalog:
             )
             for seg in remove
         ]
-        txns = [] if watermark is None else [Transaction(app_id=self._app_id, version=watermark)]
+        txns = (
+            []
+            if watermark is None
+            else [Transaction(app_id=self._app_id(partition), version=watermark)]
+        )
         metadata = {"arrowlog.operation": operation}
         if watermark is not None:
             metadata["arrowlog.last_offset"] = str(watermark)
@@ -323,9 +336,15 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
         return actions.column(name).to_pylist() if name in cols else [None] * actions.num_rows
 
     paths = column("path")
+    parts = [
+        lo if lo == hi and lo is not None else (0 if lo is None and hi is None else None)
+        for lo, hi in zip(
+            column(f"min.{STREAM_PARTITION}"), column(f"max.{STREAM_PARTITION}"), strict=True
+        )
+    ]
     return [
-        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day)
-        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day in zip(
+        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day, part)
+        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day, part in zip(
             paths,
             column("size_bytes"),
             column("num_records"),
@@ -334,6 +353,17 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
             column(f"min.{time_column}"),
             column(f"max.{time_column}"),
             column(f"partition.{PARTITION}"),
+            parts,
             strict=True,
         )
     ]
+
+
+def stored_schema(user_schema: pa.Schema, partitions: int) -> pa.Schema:
+    """The columns a stream's files hold: a stream of several partitions adds ``_partition``."""
+    schema = system_schema(user_schema)
+    if partitions > 1:
+        schema = schema.insert(
+            schema.get_field_index(OFFSET), pa.field(STREAM_PARTITION, pa.int32(), nullable=False)
+        )
+    return schema

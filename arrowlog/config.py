@@ -226,6 +226,14 @@ class Settings:
             raise InvalidInput(
                 "setting node_id (cluster mode) needs shared storage: set storage to s3://..."
             )
+        if self.partitions > 1 and self.node_id is None:
+            raise InvalidInput(
+                "setting partitions > 1 needs cluster mode: set node_id (and an s3:// storage)"
+            )
+        if self.node_id is not None and self.vacuum_grace_hours < 1:
+            # Vacuum deletes files no commit lists: another node's segment between its
+            # upload and its commit looks exactly like that.
+            raise InvalidInput("in cluster mode (node_id) vacuum_grace_hours must be at least 1")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidInput("settings tls_cert and tls_key go together: set both or neither")
 

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from arrowlog.buffer import BufferedBatch, StreamBuffer
-from arrowlog.catalog import StreamCatalog
+from arrowlog.catalog import SegmentInfo, StreamCatalog, stored_schema
+from arrowlog.cluster import ClusterNode
 from arrowlog.compaction import (
     CompactionResult,
     RetentionResult,
@@ -65,6 +66,7 @@ from arrowlog.query import (
 from arrowlog.schema import (
     INGESTED_AT,
     OFFSET,
+    STREAM_PARTITION,
     TIME_TYPE,
     choose_time_column,
     coerce,
@@ -92,6 +94,7 @@ class AppendResult:
     accepted: int
     first_offset: int
     last_offset: int
+    partition: int = 0  # offsets count per partition (cluster mode: several per stream)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class StreamInfo:
     buffered_rows: int
     min_time: datetime | None
     max_time: datetime | None
+    partitions: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +129,7 @@ class StreamInfo:
             "buffered_rows": self.buffered_rows,
             "min_time": self.min_time.isoformat() if self.min_time else None,
             "max_time": self.max_time.isoformat() if self.max_time else None,
+            "partitions": self.partitions,
         }
 
 
@@ -221,6 +226,15 @@ class Log:
             target=self._run_maintenance, name="arrowlog-maintenance", daemon=True
         )
         self._maintainer.start()
+        # Cluster mode (node_id set): leases decide which partitions this node writes.
+        self.cluster: ClusterNode | None = None
+        if settings.node_id is not None:
+            self.cluster = ClusterNode(self)
+            try:
+                self.cluster.start()
+            except BaseException:
+                self.close()
+                raise
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -272,7 +286,14 @@ class Log:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def append(self, stream: str, data: Any, *, time_column: str | None = None) -> AppendResult:
+    def append(
+        self,
+        stream: str,
+        data: Any,
+        *,
+        time_column: str | None = None,
+        partition: int | None = None,
+    ) -> AppendResult:
         """Append records to ``stream`` durably; the stream is created on first write.
 
         Args:
@@ -281,6 +302,8 @@ class Log:
                 a pandas or polars DataFrame, or any Arrow stream (``__arrow_c_stream__``).
             time_column: for a new stream, its time column (default: the first of
                 ``timestamp``, ``ts``, ``time``, ``@timestamp``, else ``_ingested_at``).
+            partition: cluster mode: the partition to write (default: one this node holds).
+                A partition another node writes raises ``NotPartitionOwner`` naming it.
 
         Returns:
             the offsets the records got. Returned only after the WAL fsync (DESIGN §1).
@@ -308,6 +331,10 @@ class Log:
                 f"stream {name!r} already uses time column {s.time_column!r}, not {time_column!r}"
             )
         now = pa.scalar(datetime.now(UTC), TIME_TYPE)
+        if self.cluster is not None:
+            return self._append_to_cluster(s, table, now, partition)
+        if partition not in (None, 0):
+            raise InvalidInput(f"stream {name!r} has one partition (0), not {partition}")
         while True:
             schema = s.schema
             coerced, new_schema = coerce(table, schema, s.time_column, now, stream=name)
@@ -336,6 +363,58 @@ class Log:
         if due:
             self._wake.set()
         return AppendResult(name, coerced.num_rows, first, first + coerced.num_rows - 1)
+
+    def _append_to_cluster(
+        self, s: _Stream, table: pa.Table, now: pa.Scalar, partition: int | None
+    ) -> AppendResult:
+        """Cluster mode: acknowledged once committed to the shared table (``cluster.py``)."""
+        assert self.cluster is not None
+        while True:
+            schema = s.schema
+            coerced, new_schema = coerce(table, schema, s.time_column, now, stream=s.name)
+            with self._lock:
+                if s.schema is not schema:
+                    continue  # a concurrent append evolved the schema: coerce again
+                if not new_schema.equals(schema):
+                    s.schema = new_schema
+            break
+        result = self.cluster.append(s.name, coerced, partition)
+        self.metrics.ingested(s.name, coerced.num_rows, coerced.nbytes)
+        with self._appended:
+            self._appended.notify_all()
+        return result
+
+    def _take_partition(self, stream: str, partition: int) -> int:
+        """Cluster mode: this node now writes ``partition``; its next offset, from the log."""
+        s = self._get(stream)
+        with s.flush_lock:
+            self._reload_stream(s)
+            return s.catalog.watermark_of(partition) + 1
+
+    def _reload_stream(self, s: _Stream) -> None:
+        """Apply other writers' commits to the index (call with ``s.flush_lock`` held)."""
+        removed, added = s.catalog.reload()
+        if removed or added:
+            with self._lock:
+                s.catalog.remove_segments(removed)
+                s.catalog.add_segments(added)
+        stored = s.catalog.user_schema
+        if not all(name in s.schema.names for name in stored.names):
+            with self._lock:
+                s.schema = merge_schemas(s.schema, stored)
+
+    def _refresh_from_storage(self) -> None:
+        """Cluster mode: pick up streams other nodes created and commits they made."""
+        for name in self.storage.list_tables():
+            if name not in self._streams and StreamCatalog.exists(self.storage, name):
+                with self._create_lock:
+                    if name not in self._streams:
+                        s = _Stream(name, StreamCatalog.open(self.storage, name))
+                        with self._lock:
+                            self._streams[name] = s
+        for s in list(self._streams.values()):
+            with s.flush_lock:
+                self._reload_stream(s)
 
     def _repair_wal_locked(self) -> None:
         """Resume writing after a failed WAL write or fsync (the fault has cleared).
@@ -381,11 +460,16 @@ class Log:
             tc = choose_time_column(table, time_column)
             now = pa.scalar(datetime.now(UTC), TIME_TYPE)
             _, user_schema = coerce(table, None, tc, now, stream=name)
-            s = _Stream(name, StreamCatalog.create(self.storage, name, user_schema, tc))
+            catalog = StreamCatalog.create(
+                self.storage, name, user_schema, tc, partitions=self.settings.partitions
+            )
+            s = _Stream(name, catalog)
             with self._lock:
                 self._streams[name] = s
             logger.info("created stream %r (time column %r)", name, tc)
-            return s
+        if self.cluster is not None:
+            self.cluster.claim(name)
+        return s
 
     # -- flushing --------------------------------------------------------------------------
 
@@ -521,9 +605,14 @@ class Log:
             if s.catalog_unsure:
                 self._reconcile(s)
             snap = self._snapshot(s.name)
-            days = partitions_to_compact(snap.segments, target)
-            for day in days:
-                old = [seg for seg in snap.segments if seg.day == day]
+            work = [
+                (day, [seg for seg in group if seg.day == day])
+                for group in self._compactable(s, snap.segments)
+                for day in partitions_to_compact(group, target)
+            ]
+            days = [day for day, _ in work]
+            for day, old in work:
+                snap = replace(snap, segments=old, segments_key=None)
                 table = read_partition(snap, day)
                 rows_per_file = max(
                     1, target * table.num_rows // max(1, sum(seg.size for seg in old))
@@ -539,9 +628,12 @@ class Log:
                 removed, added = self._commit(
                     s, files, schema=snap.schema, remove=old, operation="compact"
                 )
-                if sum(a.rows for a in added) != table.num_rows:
+                # (In a cluster the reload may also bring other nodes' new files.)
+                ours = {self.storage.join(s.catalog.uri, f.relpath) for f in files}
+                written = sum(a.rows for a in added if a.path in ours)
+                if written != table.num_rows:
                     raise StorageError(
-                        f"compaction of {s.name!r} partition {day} wrote {sum(a.rows for a in added)} "
+                        f"compaction of {s.name!r} partition {day} wrote {written} "
                         f"rows for {table.num_rows} read"
                     )
                 with self._lock:
@@ -567,6 +659,14 @@ class Log:
             )
         return result
 
+    def _compactable(self, s: _Stream, segments: list[SegmentInfo]) -> list[list[SegmentInfo]]:
+        """Groups of segments compaction may merge: each partition's own, and in cluster mode
+        only the partitions this node writes (another node's may be mid-commit)."""
+        if self.cluster is None and s.catalog.partitions == 1:
+            return [segments]
+        held = self.cluster.held(s.name) if self.cluster is not None else [0]
+        return [[seg for seg in segments if seg.partition == p] for p in held]
+
     def apply_retention(
         self, stream: str | None = None, *, now: datetime | None = None
     ) -> list[RetentionResult]:
@@ -578,6 +678,8 @@ class Log:
         now = now or datetime.now(UTC)
         results = []
         for s in self._select(stream):
+            if self.cluster is not None and 0 not in self.cluster.held(s.name):
+                continue  # in a cluster, the writer of partition 0 applies retention
             with s.flush_lock:
                 snap = self._snapshot(s.name)
                 days = expired_partitions(
@@ -641,11 +743,16 @@ class Log:
             engine, lambda: self._engine.sql(query, engine=engine, params=params)
         )
 
-    def read(self, stream: str, from_offset: int = 0, limit: int = 1000) -> pa.Table:
+    def read(
+        self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None
+    ) -> pa.Table:
         """Records ``from_offset`` onwards, in offset order, at most ``limit`` of them.
 
         Identical to ``SELECT * FROM stream WHERE _offset >= from_offset ORDER BY _offset``:
         it reads the same snapshot of segments and buffer.
+
+        A stream of several partitions (cluster mode) numbers each partition's records
+        separately: ``partition`` says which one to read.
 
         Example: ``log.read("http_logs", from_offset=0, limit=1000).to_pandas()``
         """
@@ -655,16 +762,33 @@ class Log:
         snap = self._snapshot(stream)
         end = from_offset + limit
         wanted = (ds.field(OFFSET) >= from_offset) & (ds.field(OFFSET) < end)
+        partitions = self._get(stream).catalog.partitions
+        if partitions > 1:
+            if partition is None or not 0 <= partition < partitions:
+                raise InvalidInput(
+                    f"stream {stream!r} has {partitions} partitions, each with its own "
+                    f"offsets: pass a partition from 0 to {partitions - 1}"
+                )
+            wanted &= ds.field(STREAM_PARTITION) == partition
+        elif partition not in (None, 0):
+            raise InvalidInput(f"stream {stream!r} has one partition (0), not {partition}")
         return build_dataset(snap).to_table(filter=wanted).sort_by(OFFSET)
 
     def iter_read(
-        self, stream: str, from_offset: int = 0, batch_rows: int = 64 * 1024
+        self,
+        stream: str,
+        from_offset: int = 0,
+        batch_rows: int = 64 * 1024,
+        *,
+        partition: int | None = None,
     ) -> Iterator[pa.Table]:
         """Replay everything from ``from_offset`` up to the current end, ``batch_rows`` at a time."""
-        end = self.describe(stream).last_offset
+        end = self._last_durable_offset(stream, partition)
         offset = from_offset
-        while end is not None and offset <= end:
-            chunk = self.read(stream, offset, min(batch_rows, end - offset + 1))
+        while offset <= end:
+            chunk = self.read(
+                stream, offset, min(batch_rows, end - offset + 1), partition=partition
+            )
             if chunk.num_rows == 0:
                 return
             yield chunk
@@ -678,6 +802,7 @@ class Log:
         batch_rows: int = 64 * 1024,
         poll: float = 1.0,
         stop: threading.Event | None = None,
+        partition: int | None = None,
     ) -> Iterator[pa.Table]:
         """Follow a stream: yield records from ``from_offset`` on, then new ones as they are acked.
 
@@ -688,7 +813,7 @@ class Log:
         """
         offset = from_offset
         while not self._closed and not (stop is not None and stop.is_set()):
-            chunk = self.read(stream, offset, batch_rows)
+            chunk = self.read(stream, offset, batch_rows, partition=partition)
             if chunk.num_rows:
                 offset = chunk.column(OFFSET)[-1].as_py() + 1
                 yield chunk
@@ -696,11 +821,13 @@ class Log:
             with self._appended:
                 # Re-check under the condition: an ack between read() and wait() would
                 # otherwise be noticed only after `poll` seconds.
-                if self._last_durable_offset(stream) < offset:
+                if self._last_durable_offset(stream, partition) < offset:
                     self._appended.wait(poll)
 
-    def _last_durable_offset(self, stream: str) -> int:
+    def _last_durable_offset(self, stream: str, partition: int | None = None) -> int:
         s = self._get(stream)
+        if self.cluster is not None:
+            return s.catalog.watermark_of(partition or 0)  # nothing is acked before its commit
         with self._lock:
             durable = s.buffer.durable(self._wal.synced_seq)
             return durable[-1].last_offset if durable else s.catalog.watermark
@@ -734,6 +861,7 @@ class Log:
             buffered_rows=sum(t.num_rows for t in snap.buffer),
             min_time=min(times, default=None),
             max_time=max(times, default=None),
+            partitions=self._get(stream).catalog.partitions,
         )
 
     def schema(self, stream: str) -> pa.Schema:
@@ -760,7 +888,7 @@ class Log:
         with self._lock:
             return TableSnapshot(
                 name=s.name,
-                schema=system_schema(s.schema),
+                schema=stored_schema(s.schema, s.catalog.partitions),
                 time_column=s.time_column,
                 segments=list(s.catalog.segments.values()),
                 buffer=[b.table for b in s.buffer.durable(self._wal.synced_seq)],
@@ -802,6 +930,8 @@ class Log:
         """Flush every buffer, make the WAL durable and release the directory."""
         if self._closed:
             return
+        if self.cluster is not None:
+            self.cluster.close()  # stop writing and hand the partitions over at once
         self._stop.set()
         self._wake.set()
         self._flusher.join()

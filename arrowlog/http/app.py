@@ -160,6 +160,33 @@ def metrics(request: Request, log: LogDep) -> Response:
     return Response(body, media_type=content_type)
 
 
+@_operations.get(
+    "/v1/cluster",
+    summary="Cluster membership",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "node": "node-a",
+                        "nodes": [{"node": "node-a", "flight": "grpc://10.0.0.5:8815"}],
+                        "streams": {"http_logs": [{"partition": 0, "node": "node-a", "epoch": 3}]},
+                    }
+                }
+            }
+        }
+    },
+)
+def cluster(log: LogDep) -> dict[str, Any]:
+    """Live nodes and which node writes each partition of each stream.
+
+    A single node (no `node_id`) answers `{"node": null}`.
+    """
+    if log.cluster is None:
+        return {"node": None, "nodes": [], "streams": {}}
+    return log.cluster.status()
+
+
 def _add_docs(app: FastAPI, router: APIRouter) -> None:
     @router.get("/openapi.json", include_in_schema=False)
     def openapi() -> JSONResponse:

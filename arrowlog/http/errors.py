@@ -16,6 +16,7 @@ walked, as in httpx's ``map_exceptions``)::
     ├── StreamNotFound         404
     ├── Unauthenticated        401  with ``WWW-Authenticate: Bearer`` (RFC 6750 §3)
     ├── Unavailable            503  log closed, shutting down
+    │   └── NotPartitionOwner  307  (cluster) to the node writing the partition; 503 if none
     └── StorageError           500
 
 The body is always ``{"error": <class name>, "message": <str(e), unchanged>}``. FastAPI's
@@ -33,6 +34,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from arrowlog.cluster import NotPartitionOwner
 from arrowlog.errors import (
     ArrowlogError,
     BatchTooLarge,
@@ -100,7 +102,31 @@ def error_response(error: ArrowlogError) -> JSONResponse:
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ArrowlogError)
+    if isinstance(error, NotPartitionOwner) and error.owner.get("http"):
+        return redirect_to_owner(request, error)
     return error_response(error)
+
+
+def redirect_to_owner(request: Request, error: NotPartitionOwner) -> JSONResponse:
+    """307 to the node that writes the partition (cluster mode), pinned to that partition.
+
+    307, not 302/303: the client must repeat the POST with the same body (httpx, curl -L
+    and browsers' fetch all do), and ``partition=`` in the new URL makes the owner write
+    exactly the partition this node chose for it.
+    """
+    query = dict(request.query_params)
+    query["partition"] = str(error.partition)
+    location = (
+        error.owner["http"].rstrip("/")
+        + request.url.path
+        + "?"
+        + "&".join(f"{k}={v}" for k, v in query.items())
+    )
+    return JSONResponse(
+        {"error": type(error).__name__, "message": str(error), "location": location},
+        status_code=307,
+        headers={"Location": location},
+    )
 
 
 async def _handle_validation(request: Request, error: Exception) -> JSONResponse:

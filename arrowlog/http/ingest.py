@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from arrowlog.http.body import BodyKind, body_kind, decode_body, gzipped, read_body
@@ -79,6 +79,14 @@ async def append_records(
     request: Request,
     log: LogDep,
     settings: SettingsDep,
+    partition: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="Cluster mode: the partition to write (default: one this node writes). "
+            "A partition another node writes answers 307 to that node.",
+        ),
+    ] = None,
 ) -> AppendResponse:
     """Append the body's records to `stream` (created on first write) as one batch.
 
@@ -97,18 +105,25 @@ async def append_records(
     is_gzip = gzipped(request.headers.get("content-encoding"))
     body = await read_body(request, settings.max_body_bytes)
     result = await run_in_threadpool(
-        _decode_and_append, log, stream, body, kind, is_gzip, settings.max_body_bytes
+        _decode_and_append, log, stream, body, kind, is_gzip, settings.max_body_bytes, partition
     )
     return AppendResponse(
         stream=result.stream,
         accepted=result.accepted,
         first_offset=result.first_offset,
         last_offset=result.last_offset,
+        partition=result.partition,
     )
 
 
 def _decode_and_append(
-    log: Log, stream: str, body: bytearray | memoryview, kind: BodyKind, gzipped: bool, limit: int
+    log: Log,
+    stream: str,
+    body: bytearray | memoryview,
+    kind: BodyKind,
+    gzipped: bool,
+    limit: int,
+    partition: int | None = None,
 ) -> AppendResult:
     data = decode_body(body, kind, gzipped=gzipped, limit=limit)
-    return log.append(stream, data)
+    return log.append(stream, data, partition=partition)

@@ -133,6 +133,7 @@ def test_ndjson_ingest_answers_offsets_and_every_format_reads_it(
         "accepted": 3,
         "first_offset": 0,
         "last_offset": 2,
+        "partition": 0,
     }
     second = append(http, stream_name, ndjson(records(2, start=3)))
     assert (second["first_offset"], second["last_offset"]) == (3, 4)
@@ -550,6 +551,7 @@ def test_openapi_documents_every_route_with_examples(http: httpx.Client) -> None
         ("GET", "/v1/streams/{stream}/tail"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
+        ("GET", "/v1/cluster"),
     }
     schemas = api["components"]["schemas"]
     for key, op in operations.items():

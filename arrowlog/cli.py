@@ -424,10 +424,11 @@ def _rebatch(
 )
 @click.option(
     "--engine",
-    type=click.Choice(["datafusion", "duckdb"]),
+    type=click.Choice(["datafusion", "duckdb", "daft-ray"]),
     default="datafusion",
     show_default=True,
-    help="The SQL engine (DuckDB spells a few functions differently).",
+    help="The SQL engine (DuckDB spells a few functions differently); daft-ray runs Daft on "
+    "the Ray cluster of ray_address (needs the distributed extra).",
 )
 @click.option(
     "--output",
@@ -464,7 +465,9 @@ def query(
             "refusing to write binary Arrow to a terminal: use --output FILE or a pipe"
         )
     if server is not None and engine != "datafusion":
-        raise click.UsageError("--engine duckdb needs a local --data-dir: servers run DataFusion")
+        raise click.UsageError(
+            f"--engine {engine} needs a local --data-dir: servers run DataFusion"
+        )
     with _target(data_dir, server, token) as log:
         # Planned before the output is opened: a bad query leaves no empty file behind.
         result = log.sql(sql) if server else log.sql(sql, engine=engine)

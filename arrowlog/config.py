@@ -108,6 +108,12 @@ class Settings:
         "Cluster: the host other nodes and clients use to reach this node (default: host).",
         kind=str,
     )
+    ray_address: str | None = _setting(
+        None,
+        "Ray cluster (host:port of `ray start --head`) for `--engine daft-ray`; unset: "
+        "ARROWLOG_RAY_ADDRESS's value or a Ray started in-process.",
+        kind=str,
+    )
     flush_rows: int = _setting(
         1_000_000, "Flush a stream's buffer to Parquet once it holds this many rows."
     )

@@ -60,6 +60,7 @@ from arrowlog.query import (
     QueryEngine,
     QueryResult,
     TableSnapshot,
+    _buffer_table,
     build_dataset,
     conform,
 )
@@ -739,9 +740,38 @@ class Log:
         Example: ``log.sql("SELECT level, count(*) FROM http_logs GROUP BY level").to_pandas()``
         """
         self._check_open()
+        if engine == "daft-ray":
+            return self.metrics.track_query(engine, lambda: self._daft(query, params))
         return self.metrics.track_query(
             engine, lambda: self._engine.sql(query, engine=engine, params=params)
         )
+
+    def _daft(self, query: str, params: Params) -> QueryResult:
+        """Daft SQL on a Ray cluster over the streams' Delta tables (``distributed.py``).
+
+        Each table is read at the Delta version its snapshot was taken with, and the
+        snapshot's buffer is unioned in, so Daft sees exactly what DataFusion would.
+        """
+        from arrowlog.distributed import DeltaSource, daft_sql
+
+        sources = {}
+        for name in self._names():
+            s = self._get(name)
+            with s.flush_lock:  # no commit between reading the version and the buffer
+                version = s.catalog.version
+                snap = self._snapshot(name)
+            buffer = _buffer_table(snap)
+            sources[name] = DeltaSource(
+                s.catalog.uri, version=version, buffer=buffer if buffer.num_rows else None
+            )
+        table = daft_sql(
+            query,
+            sources,
+            storage_options=self.storage.delta_options,
+            address=self.settings.ray_address,
+            params=params,
+        )
+        return QueryResult(table.schema, lambda: iter(table.to_batches()), lambda: table)
 
     def read(
         self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None

@@ -66,7 +66,7 @@ __all__ = ["Engine", "QueryEngine", "QueryResult", "TableSnapshot", "build_datas
 
 logger = logging.getLogger(__name__)
 
-Engine = Literal["datafusion", "duckdb"]
+Engine = Literal["datafusion", "duckdb", "daft-ray"]
 Params = Sequence[Any] | Mapping[str, Any] | None
 
 _LOCAL_FS = pafs.LocalFileSystem()

@@ -32,6 +32,7 @@ import pyarrow.fs as pafs
 
 from arrowlog.config import Settings
 from arrowlog.errors import InvalidInput, StorageError
+from arrowlog.wal import fsync_dir
 
 __all__ = ["Storage"]
 
@@ -224,7 +225,7 @@ class Storage:
                 f.write(data)
                 f.flush()
                 fsync(f.fileno())
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return len(data)
         with self.filesystem.open_output_stream(self.fs_path(uri)) as out:
             out.write(data)
@@ -248,15 +249,7 @@ class Storage:
         tmp = path.with_suffix(".tmp")
         self.write_bytes(str(tmp), data)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def read_json(self, uri: str) -> dict[str, Any]:
         return json.loads(self.read_bytes(uri))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

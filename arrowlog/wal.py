@@ -392,7 +392,7 @@ class WriteAheadLog:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
             os.write(fd, _MAGIC)
             os.fsync(fd)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as e:
             raise StorageError(f"could not create WAL file {path}: {e}") from e
         self._fd = fd
@@ -420,7 +420,7 @@ class WriteAheadLog:
                 path.unlink(missing_ok=True)
             self._files = self._files[len(removable) :]
         if removable:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
             logger.debug("released %d WAL files below seq %d", len(removable), below_seq)
         return len(removable)
 
@@ -448,7 +448,8 @@ def _padded(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a created, renamed or deleted file) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -121,3 +121,26 @@ def test_a_node_leaving_hands_its_partition_over(nodes) -> None:
     assert (result.first_offset, result.last_offset) == (10, 19)  # continues, no gap
     got = a.read("events", 0, 100, partition=pb)["id"].to_pylist()
     assert got == list(range(3000, 3020))
+
+
+def test_each_node_compacts_only_the_partitions_it_writes(nodes) -> None:
+    a, b = nodes
+    [pa_] = a.cluster.held("events")
+    for i in range(4):
+        a.append("events", _rows(range(10_000 + 10 * i, 10_010 + 10 * i)))
+        b.append("events", _rows(range(20_000 + 10 * i, 20_010 + 10 * i)))
+    query = "SELECT _partition, count(*) AS c, sum(id) AS s FROM events GROUP BY _partition ORDER BY _partition"
+    _wait(lambda: a.sql(query).to_arrow().equals(b.sql(query).to_arrow()))
+    before = a.sql(query).to_arrow()
+
+    def files(log: Log, partition: int) -> int:
+        return sum(
+            1 for seg in log._get("events").catalog.segments.values() if seg.partition == partition
+        )
+
+    others = files(a, 1 - pa_)
+    [result] = a.compact("events")
+    assert result.files_removed >= 4 and result.files_added == 1
+    assert files(a, pa_) == 1 and files(a, 1 - pa_) == others  # node b's files untouched
+    assert a.sql(query).to_arrow().equals(before)
+    _wait(lambda: b.sql(query).to_arrow().equals(before))

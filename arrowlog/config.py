@@ -123,6 +123,16 @@ class Settings:
     flush_interval: float = _setting(
         10.0, "Flush a stream's buffer once its oldest record is this many seconds old."
     )
+    max_buffer_bytes: int = _setting(
+        512 * 1024 * 1024,
+        "Backpressure: while the streams' buffers hold more than this, appends wait for "
+        "flushes to catch up (at most backpressure_timeout, then they are refused, 503).",
+    )
+    backpressure_timeout: float = _setting(
+        30.0,
+        "Seconds an append waits for buffer room before it is refused as Unavailable "
+        "(nothing of it written), so clients retry instead of the server running out of memory.",
+    )
     wal_segment_bytes: int = _setting(
         64 * 1024 * 1024, "Start a new WAL file once the current one is this large."
     )

@@ -86,6 +86,9 @@ __all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo"]
 
 logger = logging.getLogger(__name__)
 
+# Segment files a flush or compaction encodes at once (Parquet encoding frees the GIL).
+_WRITE_THREADS = min(os.cpu_count() or 1, 4)
+
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
@@ -217,6 +220,7 @@ class Log:
         )
         self.metrics.watch(self._gauges)
         self._appended = threading.Condition()  # notified after every acknowledged append
+        self._drained = threading.Condition()  # notified after every flush (backpressure)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flusher = threading.Thread(
@@ -334,6 +338,7 @@ class Log:
         now = pa.scalar(datetime.now(UTC), TIME_TYPE)
         if self.cluster is not None:
             return self._append_to_cluster(s, table, now, partition)
+        self._wait_for_buffer_room()
         if partition not in (None, 0):
             raise InvalidInput(f"stream {name!r} has one partition (0), not {partition}")
         while True:
@@ -364,6 +369,33 @@ class Log:
         if due:
             self._wake.set()
         return AppendResult(name, coerced.num_rows, first, first + coerced.num_rows - 1)
+
+    def _buffered_bytes(self) -> int:
+        return sum(s.buffer.nbytes for s in list(self._streams.values()))
+
+    def _wait_for_buffer_room(self) -> None:
+        """Backpressure: hold an append while the buffers are over ``max_buffer_bytes``.
+
+        Without it a burst faster than Parquet encoding grows the buffers (and the WAL)
+        until the process runs out of memory. Waiting here slows each client to the rate
+        flushes sustain; past ``backpressure_timeout`` the append is refused whole.
+        """
+        limit = self.settings.max_buffer_bytes
+        if self._buffered_bytes() <= limit:
+            return
+        deadline = time.monotonic() + self.settings.backpressure_timeout
+        self.metrics.backpressure()
+        with self._drained:
+            while self._buffered_bytes() > limit:
+                self._check_open()
+                self._wake.set()  # the flusher flushes everything when over the limit
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Unavailable(
+                        f"ingest is faster than flushes can write: {self._buffered_bytes()} "
+                        f"bytes buffered, over max_buffer_bytes={limit}; retry later"
+                    )
+                self._drained.wait(min(remaining, 0.5))
 
     def _append_to_cluster(
         self, s: _Stream, table: pa.Table, now: pa.Scalar, partition: int | None
@@ -541,6 +573,7 @@ class Log:
                 s.catalog.uri,
                 self.settings,
                 self.storage,
+                parallel=_WRITE_THREADS,
                 fsync=self._io.segment_fsync,
             )
             _, added = self._commit(s, files, schema=schema, watermark=last, operation="flush")
@@ -573,9 +606,11 @@ class Log:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            # Over the backpressure limit, every stream with records flushes, due or not.
+            pressed = self._buffered_bytes() > self.settings.max_buffer_bytes // 2
             for s in list(self._streams.values()):
                 with self._lock:
-                    due = self._flush_due(s)
+                    due = self._flush_due(s) or (pressed and bool(s.buffer))
                 if not due:
                     continue
                 try:
@@ -583,6 +618,9 @@ class Log:
                 except ArrowlogError:
                     # The records stay in the buffer and the WAL; the next tick retries.
                     logger.exception("background flush of stream %r failed", s.name)
+                finally:
+                    with self._drained:
+                        self._drained.notify_all()
 
     # -- lifecycle: compaction and retention -------------------------------------------------
 
@@ -624,6 +662,7 @@ class Log:
                     self.settings,
                     self.storage,
                     max_rows=rows_per_file,
+                    parallel=_WRITE_THREADS,
                     fsync=self._io.segment_fsync,
                 )
                 removed, added = self._commit(

@@ -123,6 +123,11 @@ class Metrics:
             ["stream"],
             registry=r,
         )
+        self.backpressure_waits = Counter(
+            "arrowlog_backpressure_waits",
+            "Appends that waited because the buffers were over max_buffer_bytes.",
+            registry=r,
+        )
         self.flushed_rows = Counter(
             "arrowlog_flushed_rows",
             "Rows written to Parquet segments by flushes.",
@@ -182,6 +187,10 @@ class Metrics:
         """An append of ``records`` records was acknowledged."""
         self.ingested_records.labels(stream).inc(records)
         self.ingested_bytes.labels(stream).inc(nbytes)
+
+    def backpressure(self) -> None:
+        """An append had to wait for flushes to make buffer room."""
+        self.backpressure_waits.inc()
 
     def flushed(self, stream: str, rows: int, seconds: float) -> None:
         """A flush committed ``rows`` rows of ``stream`` in ``seconds``."""

@@ -25,6 +25,7 @@ import math
 import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -84,10 +85,16 @@ def write_segment_files(
     storage: Storage,
     *,
     max_rows: int | None = None,
+    parallel: int = 1,
     fsync: Callable[[int], None] = os.fsync,
 ) -> list[SegmentFile]:
     """Write ``table`` (from ``prepare_segment``: sorted, with ``day``): one file per day,
     or several of at most ``max_rows`` rows (compaction's target size).
+
+    With ``parallel`` > 1 a large day is cut into that many files written by as many
+    threads: Parquet encoding (zstd, dictionaries) is the slowest step of a flush and runs
+    without the GIL, so the files encode side by side on several cores. Compaction merges
+    them later.
 
     Raises:
         StorageError: a file could not be written or fsynced; the files written by this
@@ -99,14 +106,40 @@ def write_segment_files(
     as_int = np.asarray(days.cast(pa.int32()))
     starts = np.flatnonzero(np.r_[True, as_int[1:] != as_int[:-1]])
     ends = np.r_[starts[1:], len(as_int)]
-    step = max_rows or len(as_int) or 1
-    written: list[SegmentFile] = []
+    jobs: list[tuple[pa.Table, date]] = []
     for start, b in zip(starts, ends, strict=True):
+        rows = int(b - start)
+        step = max_rows or rows or 1
+        if max_rows is None and parallel > 1 and rows >= 2 * settings.row_group_rows:
+            step = math.ceil(rows / parallel)
         for a in range(int(start), int(b), step):
-            piece = data.slice(int(a), int(min(b, a + step) - a))
-            written.append(
-                _write_one(piece, days[int(a)].as_py(), root, settings, storage, fsync, written)
-            )
+            jobs.append((data.slice(a, min(int(b), a + step) - a), days[a].as_py()))
+
+    def write(job: tuple[pa.Table, date]) -> SegmentFile:
+        return _write_one(job[0], job[1], root, settings, storage, fsync)
+
+    if parallel > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(min(parallel, len(jobs))) as pool:
+            futures = [pool.submit(write, job) for job in jobs]
+        outcomes = [f.exception() or f.result() for f in futures]
+    else:
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append(write(job))
+            except StorageError as e:
+                outcomes.append(e)
+                break
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    written = [o for o in outcomes if isinstance(o, SegmentFile)]
+    if failed:
+        # Uncommitted, so invisible to readers; removed now rather than left to vacuum.
+        for f in written:
+            try:
+                storage.delete(storage.join(root, f.relpath))
+            except OSError:
+                logger.warning("could not remove the uncommitted segment file %s", f.relpath)
+        raise failed[0]
     return written
 
 
@@ -117,7 +150,6 @@ def _write_one(
     settings: Settings,
     storage: Storage,
     fsync: Callable[[int], None],
-    earlier: list[SegmentFile],
 ) -> SegmentFile:
     first_offset = pc.min(table.column(OFFSET)).as_py()
     part = (
@@ -146,12 +178,10 @@ def _write_one(
         )
         size = storage.write_bytes(uri, sink.getvalue(), fsync=fsync)
     except (OSError, pa.ArrowException) as e:
-        # Uncommitted, so invisible to readers; removed now rather than left to vacuum.
-        for u in [uri, *(storage.join(root, s.relpath) for s in earlier)]:
-            try:
-                storage.delete(u)
-            except OSError:
-                logger.warning("could not remove the uncommitted segment file %s", u)
+        try:
+            storage.delete(uri)
+        except OSError:
+            logger.warning("could not remove the uncommitted segment file %s", uri)
         raise StorageError(f"could not write segment file {uri}: {e}") from e
     return SegmentFile(relpath, size, table.num_rows, day, json.dumps(delta_stats(table)))
 

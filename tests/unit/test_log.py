@@ -519,3 +519,50 @@ def test_positional_parameters_bind_with_question_marks_and_dollars(log: arrowlo
         == 5
     )
     assert log.sql(q, params=[5, "INFO"], engine="duckdb").to_arrow().column("c")[0].as_py() == 4
+
+
+def test_backpressure_holds_appends_while_flushes_cannot_keep_up(tmp_path: Path) -> None:
+    """Over max_buffer_bytes an append waits for a flush; past the timeout it is refused whole."""
+    from arrowlog.config import Settings
+    from arrowlog.errors import Unavailable
+    from arrowlog.log import IOHooks, Log
+
+    release = threading.Event()
+
+    def stuck_fsync(fd: int) -> None:
+        release.wait(30)  # a disk that stalls every segment write until released
+        os.fsync(fd)
+
+    settings = Settings.load(
+        env={}, data_dir=tmp_path, max_buffer_bytes=1000, backpressure_timeout=0.5,
+        flush_interval=3600.0,
+    )  # fmt: skip
+    rows = [{"ts": "2026-11-23T10:00:00Z", "msg": "x" * 100, "n": i} for i in range(50)]
+    with Log(settings, io_hooks=IOHooks(segment_fsync=stuck_fsync)) as log:
+        log.append("s", rows)  # the buffer was empty: accepted, and now over the limit
+        started = time.monotonic()
+        with pytest.raises(Unavailable, match="max_buffer_bytes=1000"):
+            log.append("s", rows)
+        assert time.monotonic() - started >= 0.5
+        assert log.describe("s").rows == 50  # the refused batch left nothing behind
+        assert log.metrics.backpressure_waits._value.get() >= 1
+        # The disk recovers: the pending flush lands and appends are taken again.
+        release.set()
+        result = log.append("s", rows)
+        assert (result.first_offset, result.last_offset) == (50, 99)
+        assert log.sql("SELECT count(*) AS c FROM s").to_arrow()["c"][0].as_py() == 100
+
+
+def test_a_large_flush_encodes_several_files_side_by_side(tmp_path: Path) -> None:
+    from arrowlog.log import _WRITE_THREADS
+
+    with arrowlog.open(tmp_path, row_group_rows=10_000) as log:
+        log.append(
+            "s",
+            {"ts": [T0 + timedelta(seconds=i) for i in range(50_000)], "n": list(range(50_000))},
+        )
+        log.flush()
+        info = log.describe("s")
+        assert info.segments == _WRITE_THREADS
+        got = log.sql("SELECT n, _offset FROM s ORDER BY _offset").to_arrow()
+        assert got["n"].to_pylist() == list(range(50_000)) == got["_offset"].to_pylist()

@@ -559,7 +559,7 @@ def test_a_large_flush_encodes_several_files_side_by_side(tmp_path: Path) -> Non
     with arrowlog.open(tmp_path, row_group_rows=10_000) as log:
         log.append(
             "s",
-            {"ts": [T0 + timedelta(seconds=i) for i in range(50_000)], "n": list(range(50_000))},
+            {"ts": [T0 + timedelta(milliseconds=i) for i in range(50_000)], "n": list(range(50_000))},
         )
         log.flush()
         info = log.describe("s")

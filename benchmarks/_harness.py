@@ -41,10 +41,12 @@ __all__ = [
     "REPS",
     "RESULTS_PATH",
     "RUN_ID",
+    "SECONDS",
     "SEED",
     "Stats",
     "dataset",
     "emit",
+    "interleaved",
     "machine_info",
     "markdown_table",
     "progress",
@@ -58,17 +60,22 @@ SEED = 42
 # A fixed start, so the same (rows, seed) always gives the same bytes (the generator's
 # default start is "now"); midnight, so every row lands in one day partition.
 DATA_START = datetime(2026, 1, 1, tzinfo=UTC)
-INGEST_ROWS = 2_000_000
-QUERY_ROWS = 10_000_000
+INGEST_ROWS = 2_000_000  # rows of one ingest burst (and the set the sustained clients cycle)
+QUERY_ROWS = 10_000_000  # the reference data set: --rows of a full run
 BATCH_ROWS = 10_000  # rows per append in the ingest benchmark
 LOAD_BATCH_ROWS = 250_000  # rows per append when loading the query data set (~27 MB)
 REPS = 5
-QUICK_ROWS = 200_000
+SECONDS = 60.0  # the sustained-ingest phase
+QUICK_ROWS = 1_000_000
 QUICK_REPS = 3
+QUICK_SECONDS = 10.0
 
-CACHE_ROOT = Path("/tmp/arrowlog-bench-cache")
+# BENCHMARKS_CACHE moves the cache (the smoke test keeps its data in its own tmp dir).
+CACHE_ROOT = Path(os.environ.get("BENCHMARKS_CACHE") or "/tmp/arrowlog-bench-cache")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-RESULTS_PATH = RESULTS_DIR / "latest.jsonl"
+# Each script appends its raw records (JSON lines) here when run alone; the suite
+# (``python -m benchmarks``) collects its children's records into results/latest.json.
+RESULTS_PATH = RESULTS_DIR / "records.jsonl"
 # One id for everything this process (and, through --run-id, its children) records.
 RUN_ID = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
 
@@ -151,14 +158,51 @@ def repeat(
     return Stats(tuple(samples), warmup, tuple(results))
 
 
+def interleaved(
+    runners: Mapping[str, Callable[[], Any]],
+    n: int = REPS,
+    *,
+    warmup: int = 1,
+    before: Callable[[str], None] | None = None,
+    after: Callable[[str, Any], None] | None = None,
+) -> dict[str, Stats]:
+    """Time each runner ``n`` times, taking turns: a, b, c, a, b, c... after ``warmup`` rounds.
+
+    On a shared machine the load changes from minute to minute; taking turns makes it
+    weigh on every side alike, where ``repeat`` one after the other would not.
+    ``before(name)`` and ``after(name, result)`` run untimed around each call.
+
+    Example: ``interleaved({"ours": q1, "duckdb": q2}, 5)["ours"].median``
+    """
+    if n < 1 or warmup < 0:
+        raise ValueError(f"need n >= 1 and warmup >= 0, got n={n}, warmup={warmup}")
+    samples: dict[str, list[float]] = {name: [] for name in runners}
+    results: dict[str, list[Any]] = {name: [] for name in runners}
+    for i in range(warmup + n):
+        for name, fn in runners.items():
+            if before is not None:
+                before(name)
+            start = time.perf_counter()
+            result = fn()
+            elapsed = time.perf_counter() - start
+            if after is not None:
+                after(name, result)
+            if i >= warmup:
+                samples[name].append(elapsed)
+                results[name].append(result)
+    return {name: Stats(tuple(samples[name]), warmup, tuple(results[name])) for name in runners}
+
+
 # -- the machine -------------------------------------------------------------------------------
 
 
 @functools.cache
 def _static_machine_info() -> dict[str, Any]:
+    import adbc_driver_flightsql
     import datafusion
     import deltalake
     import duckdb
+    import polars
 
     import arrowlog
 
@@ -173,6 +217,8 @@ def _static_machine_info() -> dict[str, Any]:
         "datafusion": datafusion.__version__,
         "duckdb": duckdb.__version__,
         "deltalake": deltalake.__version__,
+        "polars": polars.__version__,
+        "adbc_driver_flightsql": adbc_driver_flightsql.__version__,
         "arrowlog": arrowlog.__version__,
         "git": _git_revision(),
     }

@@ -4,7 +4,7 @@ Both sides get the same bytes: demo web-log rows (``arrowlog.demo.generate_web_l
 the harness's cached data set) serialised as NDJSON bodies of 1 to 5 MB (sizes drawn from
 a seeded generator).
 
-- ``http``: a real ``python -m arrowlog serve`` (default settings: WAL fsync on, the
+- ``http``: a real ``python -m arrowlog serve`` (``_server.serve``; default settings: WAL fsync on, the
   background flusher running) and 4 threads, each with its own keep-alive httpx client,
   posting the bodies from one shared queue to ``POST /v1/streams/{stream}/records``. A
   body counts once its answer (sent after the WAL fsync) is back. Every repetition appends
@@ -28,10 +28,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,13 +44,13 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from benchmarks import _harness as h
+from benchmarks import _server, _suite
 
 BENCH = "http_ingest"
 CLIENTS = 4
 BODY_BYTES = (1_000_000, 5_000_000)
 TARGET_RATIO = 0.5
 DEFAULT_ROWS = 1_000_000
-REPO = Path(__file__).resolve().parent.parent
 
 
 def ndjson_bodies(table: pa.Table, seed: int) -> list[tuple[bytes, int]]:
@@ -78,36 +75,6 @@ def _ndjson(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pl.from_arrow(table).write_ndjson(sink)  # type: ignore[union-attr]
     return sink.getvalue()
-
-
-class _Server:
-    """``python -m arrowlog serve`` on free ports over ``data_dir``; stopped with SIGTERM."""
-
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
-        self._log = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "arrowlog", "serve", "--data-dir", str(data_dir),
-             "--flight-port", "0", "--http-port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            stdin=subprocess.DEVNULL,
-            cwd=data_dir.parent,
-            env={k: v for k, v in os.environ.items() if not k.startswith("ARROWLOG_")},
-            text=True,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        lines = [self.process.stdout.readline() for _ in range(2)]
-        if not lines[1].startswith("http listening on "):
-            self.stop()
-            raise RuntimeError(f"arrowlog serve did not start: {lines}; see {log_path}")
-        self.url = lines[1].split()[-1]
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=120)
-        finally:
-            self._log.close()
 
 
 def _in_threads(threads: int, items: Sequence[Any], work: Callable[[int, Any], None]) -> None:
@@ -171,13 +138,15 @@ def run(
     workdir: Path | None = None,
     out: Path = h.RESULTS_PATH,
     run_id: str = h.RUN_ID,
+    dataset_rows: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run both sides on the same bodies; emit one record per case plus the ratio.
 
     The cases take turns within each repetition (http, read_json x1, read_json x4, then
     again), so a neighbour's load on a shared machine weighs on all of them alike.
     """
-    table = h.dataset(rows, seed)
+    # The first ``rows`` of the data set of ``dataset_rows`` (the suite's reference set).
+    table = h.dataset(max(rows, dataset_rows or rows), seed).slice(0, rows)
     h.progress(f"{BENCH}: serialising {rows:,} rows as NDJSON bodies of 1-5 MB")
     bodies = ndjson_bodies(table, seed)
     nbytes = sum(len(b) for b, _ in bodies)
@@ -196,8 +165,8 @@ def run(
         "data_dir": str(root),
         "http_stack": _http_stack(),
     }
-    server = _Server(scratch / "data", scratch / "server.log")
-    clients = [httpx.Client(base_url=server.url, timeout=120) for _ in range(CLIENTS)]
+    server = _server.serve(scratch / "data", scratch / "server")
+    clients = [httpx.Client(base_url=server.http_url, timeout=120) for _ in range(CLIENTS)]
     cases: list[tuple[str, int, Callable[[], int], str]] = [
         ("http", CLIENTS, lambda: post_all(clients, bodies),
          "arrowlog serve, POST NDJSON, ack after WAL fsync"),
@@ -219,10 +188,17 @@ def run(
                     raise RuntimeError(f"{case}: {done} rows instead of {rows}")
                 if rep >= warmup:
                     samples[i].append(elapsed)
+    except BaseException:
+        alive = server.popen.poll() is None
+        h.progress(f"{BENCH}: failed; the server is {'running' if alive else 'gone'}; its log:")
+        print(server.output()[-6000:], file=sys.stderr)
+        raise
     finally:
         for c in clients:
             c.close()
         code = server.stop()
+        if code != 0:
+            print(server.output()[-6000:], file=sys.stderr)
         shutil.rmtree(scratch, ignore_errors=True)
     if code != 0:
         raise RuntimeError(f"arrowlog serve exited with code {code}")
@@ -303,12 +279,56 @@ def report(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The suite's row: HTTP rows/s next to the faster of the two read_json baselines."""
+    mine = [r for r in records if r.get("bench") == BENCH and "rows_per_s" in r]
+    if not mine:
+        return []
+    http = next(r for r in mine if r["case"] == "http")
+    best = max((r for r in mine if r["case"] == "read_json"), key=lambda r: r["rows_per_s"])
+    ratio = http["rows_per_s"] / best["rows_per_s"]
+    return [
+        _suite.row(
+            "http_ndjson",
+            f"NDJSON over HTTP, {http['rows']:,} rows in {http['bodies']} bodies "
+            f"of {http['body_mb_min']:.1f}-{http['body_mb_max']:.1f} MB",
+            f"POST /v1/streams/{{s}}/records, {CLIENTS} clients, ack after fsync",
+            _suite.throughput(
+                f"{http['ndjson_mb']:.0f} MB of NDJSON; {http.get('http_stack', '')}",
+                http["rows"],
+                http,
+                "rows/s",
+            ),
+            _suite.throughput(
+                f"pyarrow.json.read_json on the same bytes, {best['threads']} thread(s)",
+                best["rows"],
+                best,
+                "rows/s",
+            ),
+            ratio=ratio,
+            ratio_of="arrowlog / reference rows/s (higher is better)",
+            target=f">= {TARGET_RATIO}",
+            met=ratio >= TARGET_RATIO,
+            reps=http["reps"],
+            record=http,
+            details={
+                f"read_json_{r['threads']}_threads_rows_per_s": r["rows_per_s"]
+                for r in mine
+                if r["case"] == "read_json"
+            },
+        )
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.http_ingest", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per repetition")
     parser.add_argument("--reps", type=int, default=h.REPS, help="timed repetitions per case")
+    parser.add_argument(
+        "--dataset-rows", type=int, default=None, help="take the rows from a larger data set"
+    )
     parser.add_argument("--seed", type=int, default=h.SEED)
     parser.add_argument("--workdir", type=Path, default=None, help="where scratch data goes")
     parser.add_argument("--out", type=Path, default=h.RESULTS_PATH, help="JSON-lines output")
@@ -318,7 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     records = run(
-        args.rows, args.reps, seed=args.seed, workdir=args.workdir, out=args.out, run_id=args.run_id
+        args.rows,
+        args.reps,
+        seed=args.seed,
+        workdir=args.workdir,
+        out=args.out,
+        run_id=args.run_id,
+        dataset_rows=args.dataset_rows,
     )
     h.progress(f"{BENCH}: done in {time.perf_counter() - started:.0f} s")
     if args.table:

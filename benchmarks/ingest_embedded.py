@@ -113,43 +113,62 @@ def bench_arrowlog(
     return stats, [dict(r, **c) for r, c in zip(stats.results, closes, strict=True)]
 
 
+def _raw_setup(workdir: Path) -> _Run:
+    run = _Run(Path(tempfile.mkdtemp(prefix="raw-", dir=workdir)))
+    run.sink = pa.OSFile(str(run.directory / "raw.arrows"), "wb")
+    run.writer = pa.ipc.new_stream(run.sink, DEMO_SCHEMA)
+    return run
+
+
+def _raw_append_all(run: _Run, threads: int, batches: Sequence[pa.Table]) -> dict[str, Any]:
+    sink, writer = run.sink, run.writer
+    assert sink is not None and writer is not None
+    fd = sink.fileno()
+    lock = threading.Lock()
+    count = 0
+
+    def durable_append(batch: pa.Table) -> None:
+        nonlocal count
+        with lock:
+            writer.write_table(batch)
+            os.fsync(fd)
+            count += 1
+
+    _in_threads(threads, batches, durable_append)
+    return {"fsyncs": count}
+
+
+def _raw_teardown(run: _Run) -> None:
+    if run.writer is not None:
+        run.writer.close()
+    if run.sink is not None:
+        run.sink.close()
+    shutil.rmtree(run.directory)
+
+
 def bench_raw(
     batches: Sequence[pa.Table], threads: int, reps: int, workdir: Path
 ) -> tuple[h.Stats, list[dict[str, Any]]]:
     """Time the naive durable baseline: IPC append + fsync per batch, one writer at a time."""
-
-    def setup() -> _Run:
-        run = _Run(Path(tempfile.mkdtemp(prefix="raw-", dir=workdir)))
-        run.sink = pa.OSFile(str(run.directory / "raw.arrows"), "wb")
-        run.writer = pa.ipc.new_stream(run.sink, DEMO_SCHEMA)
-        return run
-
-    def append_all(run: _Run) -> dict[str, Any]:
-        sink, writer = run.sink, run.writer
-        assert sink is not None and writer is not None
-        fd = sink.fileno()
-        lock = threading.Lock()
-        count = 0
-
-        def durable_append(batch: pa.Table) -> None:
-            nonlocal count
-            with lock:
-                writer.write_table(batch)
-                os.fsync(fd)
-                count += 1
-
-        _in_threads(threads, batches, durable_append)
-        return {"fsyncs": count}
-
-    def teardown(run: _Run) -> None:
-        if run.writer is not None:
-            run.writer.close()
-        if run.sink is not None:
-            run.sink.close()
-        shutil.rmtree(run.directory)
-
-    stats = h.repeat(append_all, reps, warmup=1, setup=setup, teardown=teardown)
+    stats = h.repeat(
+        lambda run: _raw_append_all(run, threads, batches),
+        reps,
+        warmup=1,
+        setup=lambda: _raw_setup(workdir),
+        teardown=_raw_teardown,
+    )
     return stats, list(stats.results)
+
+
+def raw_ipc_fsync_once(batches: Sequence[pa.Table], threads: int, workdir: Path) -> float:
+    """One timed repetition of the reference (opening and closing the file untimed): seconds."""
+    run = _raw_setup(workdir)
+    try:
+        start = time.perf_counter()
+        _raw_append_all(run, threads, batches)
+        return time.perf_counter() - start
+    finally:
+        _raw_teardown(run)
 
 
 def run(

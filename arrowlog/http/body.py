@@ -75,7 +75,7 @@ def gzipped(content_encoding: str | None) -> bool:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytearray | memoryview:
+async def read_body(request: Request, limit: int) -> bytearray:
     """The whole body, refused (BatchTooLarge) as soon as it is known to exceed ``limit``.
 
     With a Content-Length over the limit nothing is read; without one (chunked), reading
@@ -103,7 +103,10 @@ async def read_body(request: Request, limit: int) -> bytearray | memoryview:
             raise InvalidInput(f"the body is longer than its Content-Length of {size} bytes")
         view[filled : filled + len(chunk)] = chunk
         filled += len(chunk)
-    return view[:filled]
+    view.release()
+    if filled < size:
+        del buffer[filled:]  # in place: no copy of the body
+    return buffer
 
 
 def _too_large(what: str, limit: int) -> BatchTooLarge:
@@ -128,7 +131,7 @@ def decode_body(
             raise InvalidInput(f"the body is not a valid Arrow IPC stream: {e}") from e
     if kind == "json" and bytes(body[:64]).lstrip()[:1] == b"[":
         return _read_json_array(body)
-    return _read_ndjson(pa.py_buffer(body))
+    return _read_ndjson(body)
 
 
 def _gunzip(data: bytes | bytearray | memoryview, limit: int) -> bytearray:
@@ -170,23 +173,39 @@ def _read_json_array(body: bytes | bytearray | memoryview) -> list[object]:
 MAX_JSON_DEPTH = 256
 
 
-def check_json_depth(body: pa.Buffer | bytes) -> None:
+# Every byte but the two that open a nesting level and the newline.
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b"[{\n")))
+
+
+def check_json_depth(body: pa.Buffer | bytes | bytearray | memoryview) -> None:
     """Refuse NDJSON whose records nest deeper than ``MAX_JSON_DEPTH``, without parsing it.
 
     A record nests at most as deep as it has opening brackets, so only the rare lines with
     more than ``MAX_JSON_DEPTH`` of them are measured exactly (brackets inside strings do
-    not count). About 1 ms per MB.
+    not count). The brackets per line come from one ``bytes.translate`` pass that keeps
+    only brackets and newlines, about 0.5 ms per MB with the copy to ``bytes`` (whose
+    ``translate`` is ~1.5x faster than bytearray's): half what numpy comparisons and index
+    arrays over the whole body cost, and a tenth of what parsing costs.
 
     Raises:
         InvalidInput: a record is nested too deeply (the message names its line).
     """
-    data = np.frombuffer(body, dtype=np.uint8)
-    openers = np.flatnonzero((data == ord("[")) | (data == ord("{")))
-    if len(openers) <= MAX_JSON_DEPTH:
+    raw = body if isinstance(body, bytes) else bytes(body)
+    structure = raw.translate(None, _NOT_STRUCTURE)
+    if len(structure) - structure.count(b"\n") <= MAX_JSON_DEPTH:
         return
+    marks = np.frombuffer(structure, dtype=np.uint8)
+    ends = np.flatnonzero(marks == ord("\n"))
+    # Openers on each line: the marks between consecutive newlines; the last line may
+    # have no newline of its own.
+    last = len(marks) - 1 - (int(ends[-1]) if len(ends) else -1)
+    per_line = np.append(np.diff(ends, prepend=-1) - 1, last)
+    suspects = np.flatnonzero(per_line > MAX_JSON_DEPTH)
+    if not suspects.size:
+        return
+    data = np.frombuffer(raw, dtype=np.uint8)
     newlines = np.flatnonzero(data == ord("\n"))
-    per_line = np.bincount(np.searchsorted(newlines, openers))
-    for line in np.flatnonzero(per_line > MAX_JSON_DEPTH):
+    for line in suspects:
         start = int(newlines[line - 1]) + 1 if line else 0
         end = int(newlines[line]) if line < len(newlines) else len(data)
         if _json_depth(data[start:end]) > MAX_JSON_DEPTH:
@@ -216,11 +235,12 @@ def _json_depth(line: np.ndarray) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
-def _read_ndjson(body: pa.Buffer) -> pa.Table:
+def _read_ndjson(raw: bytes | bytearray | memoryview) -> pa.Table:
     """Parse NDJSON in bulk; on failure, name the line (pyarrow names a row of a block)."""
+    body = pa.py_buffer(raw)
     if body.size == 0:
         raise InvalidInput("the body holds no records")
-    check_json_depth(body)
+    check_json_depth(raw)
     if body.size <= _SINGLE_BLOCK_BYTES:
         try:
             table = _pyarrow_json(body, body.size + 1, use_threads=False)

@@ -76,6 +76,7 @@ class _Shipper(threading.Thread):
         self.url = url
         self.next_id = first_id
         self.acked: list[tuple[int, dict]] = []  # (first id, ack)
+        self.unanswered: set[int] = set()  # sent, no answer: committed or not, unknown
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -90,8 +91,11 @@ class _Shipper(threading.Thread):
                         headers={"Content-Type": "application/x-ndjson"},
                     )
                 except httpx.HTTPError:
+                    # Not acknowledged: it may or may not have been committed before the
+                    # node died (the client would retry it; there are no idempotency keys).
+                    self.unanswered.update(ids)
                     time.sleep(0.1)
-                    continue  # not acknowledged: those ids are simply never counted
+                    continue
                 if r.status_code == 200:
                     self.acked.append((ids.start, r.json()))
                 else:
@@ -166,6 +170,7 @@ def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
             for first, ack in s.acked:
                 acked_ids.update(range(first, first + ack["accepted"]))
         assert len(shippers[0].acked) > 0 and len(shippers[1].acked) > 0
+        unanswered = set().union(*(s.unanswered for s in shippers))
 
         # Restart node a: it rejoins, and both nodes answer the same.
         a = _start(tmp_path, s3_server, s3_url, "node-a")
@@ -175,8 +180,9 @@ def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
                 cur.execute(f"SELECT id, _partition, _offset FROM {STREAM}")
                 rows = cur.fetch_arrow_table()
             ids = rows["id"].to_pylist()
-            assert len(ids) == len(set(ids)), "an acknowledged record was duplicated"
-            assert set(ids) == acked_ids, "an acknowledged record was lost"
+            assert len(ids) == len(set(ids)), "a record was duplicated"
+            assert acked_ids <= set(ids), "an acknowledged record was lost"
+            assert set(ids) - acked_ids <= unanswered, "a record nobody sent appeared"
             for p in (0, 1):
                 offsets = sorted(
                     o
@@ -194,9 +200,9 @@ def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
 
 
 def _wait_for_count(cur, expected: int) -> None:
-    def seen() -> bool:
+    def seen() -> bool:  # at least: writes cut off by the kill may have landed too
         cur.execute(f"SELECT count(*) AS c FROM {STREAM}")
-        return cur.fetch_arrow_table()["c"][0].as_py() == expected
+        return cur.fetch_arrow_table()["c"][0].as_py() >= expected
 
     _wait(seen, timeout=20)
 

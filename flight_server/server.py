@@ -25,7 +25,7 @@ Plain Flight verbs
 ------------------
 * ``do_put`` with descriptor path ``[stream]``: each record batch of the upload is one
   durable ``Log.append``; after its WAL fsync the server writes one PutResult whose
-  ``app_metadata`` is ``{"stream", "accepted", "first_offset", "last_offset"}`` (JSON).
+  ``app_metadata`` is ``{"stream", "accepted", "first_offset", "last_offset", "partition"}`` (JSON).
   Zero-row batches are skipped. Batches are acknowledged one by one, never held back
   waiting for the next one, so a client may wait for each ack before sending more. To
   give many records contiguous offsets, send them as one batch.

@@ -98,8 +98,12 @@ def load(rows: int, seed: int = h.SEED, *, cache_root: Path = h.CACHE_ROOT) -> t
         meta = json.loads(marker.read_text())
         if {k: meta.get(k) for k in want} == want:
             with arrowlog.open(data_dir) as log:
-                info = log.describe(DEMO_STREAM)
-                usable = info.rows == rows and info.buffered_rows == 0
+                try:
+                    info = log.describe(DEMO_STREAM)
+                except arrowlog.ArrowlogError:  # e.g. the directory was removed by hand
+                    usable = False
+                else:
+                    usable = info.rows == rows and info.buffered_rows == 0
                 if usable:
                     _settle(log)
             if usable:

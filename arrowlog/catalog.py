@@ -233,6 +233,17 @@ class StreamCatalog:
         added = [seg for p, seg in live.items() if p not in before]
         return removed, added
 
+    def refresh_version(self) -> None:
+        """Bring the table to the newest commit without rebuilding the live-file index.
+
+        Enough to read a partition's watermark (a writer's fencing check); ``reload``
+        also diffs the live files, which costs a pass over every add action.
+        """
+        try:
+            self._table.update_incremental()
+        except (DeltaError, OSError) as e:
+            raise StorageError(f"could not read the Delta log of {self.name!r}: {e}") from e
+
     def reload(self) -> tuple[list[str], list[SegmentInfo]]:
         """Re-read the Delta log: (paths no longer live, segments newly live) vs the index.
 

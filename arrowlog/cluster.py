@@ -356,7 +356,7 @@ class ClusterNode:
         with s.flush_lock:
             if self.clock() >= w.lease.expires_at:
                 raise LeaseLost(f"lease {w.lease.key} expired before it could be renewed")
-            log._reload_stream(s)
+            s.catalog.refresh_version()  # other nodes' files come with the periodic refresh
             watermark = s.catalog.watermark_of(w.partition)
             if w.uncertain_last is not None and watermark == w.uncertain_last:
                 w.next_offset = watermark + 1  # the commit reported failed had landed

@@ -80,11 +80,18 @@ class EncodedBatch:
 
 
 def encode_batch(table: pa.Table) -> EncodedBatch:
-    """Serialise ``table`` for the WAL. Done outside any lock: it is the expensive part."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    """Serialise ``table`` for the WAL. Done outside any lock: it is the expensive part.
+
+    The IPC size is measured first (``MockOutputStream`` only counts bytes), so the data
+    is copied once into a buffer of exactly that size: a growing ``BufferOutputStream``
+    reallocates and copies a 1 MB batch several times over, with fresh pages each time.
+    """
+    counter = pa.MockOutputStream()
+    with pa.ipc.new_stream(counter, table.schema) as writer:
         writer.write_table(table)
-    buf = sink.getvalue()
+    buf = pa.allocate_buffer(counter.size())
+    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(buf), table.schema) as writer:
+        writer.write_table(table)
     return EncodedBatch(buf, zlib.crc32(buf), table.num_rows)
 
 

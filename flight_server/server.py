@@ -72,7 +72,7 @@ from arrowlog import __version__
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
 from arrowlog.log import Log
 from arrowlog.query import QueryResult
-from arrowlog.schema import OFFSET
+from arrowlog.schema import OFFSET, validate_stream_name
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
 from flight_server.errors import Unimplemented, map_errors
@@ -534,7 +534,16 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         options = command.table_definition_options
         if_exists = sp.TableExistsOption(options.if_exists)
         if_not_exist = sp.TableNotExistOption(options.if_not_exist)
-        exists = self._exists(stream)
+        # create_append (ADBC's usual mode, one call per batch) accepts the stream either
+        # way: Log.append creates it, so no per-call lookup (a snapshot under the log's
+        # lock) is needed before the upload is read.
+        create_append = (
+            if_exists == sp.TableExistsOption.APPEND
+            and if_not_exist == sp.TableNotExistOption.CREATE
+        )
+        exists = None if create_append else self._exists(stream)
+        if create_append:
+            validate_stream_name(stream)  # refused before the upload is read, as before
         if exists and if_exists == sp.TableExistsOption.REPLACE:
             raise InvalidInput(
                 f"ingest mode 'replace' is not supported: arrowlog never deletes acknowledged "
@@ -545,7 +554,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
                 f"stream {stream!r} already exists (ingest mode 'create'); use mode 'append' "
                 "or 'create_append' to add records to it"
             )
-        if not exists and if_not_exist != sp.TableNotExistOption.CREATE:
+        if exists is False and if_not_exist != sp.TableNotExistOption.CREATE:
             raise StreamNotFound(
                 f"stream {stream!r} not found (ingest mode 'append'); use mode 'create' or "
                 "'create_append' to create it"
@@ -564,7 +573,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             group_bytes += batch.nbytes
         if group:
             total += self._log.append(stream, pa.Table.from_batches(group)).accepted
-        elif not exists:
+        elif not (self._exists(stream) if exists is None else exists):
             # Nothing to infer a schema from: create the stream with the declared one.
             try:
                 self._log.create_stream(stream, reader.schema)

@@ -202,15 +202,24 @@ class Client:
 
         return QueryResult(schema, batches)
 
-    def read(self, stream: str, from_offset: int = 0, limit: int = 1000) -> pa.Table:
+    def read(
+        self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None
+    ) -> pa.Table:
         """Records ``from_offset`` onwards in offset order, at most ``limit``: as ``Log.read``."""
-        ticket = {"read": stream, "from_offset": from_offset, "limit": limit}
+        ticket: dict[str, Any] = {"read": stream, "from_offset": from_offset, "limit": limit}
+        if partition is not None:
+            ticket["partition"] = partition
         reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()))
         with _translated():
             return reader.read_all()
 
     def tail(
-        self, stream: str, from_offset: int = 0, *, stop: threading.Event | None = None
+        self,
+        stream: str,
+        from_offset: int = 0,
+        *,
+        stop: threading.Event | None = None,
+        partition: int | None = None,
     ) -> Iterator[pa.Table]:
         """Follow a stream: records from ``from_offset``, then new ones as they are acknowledged.
 
@@ -224,7 +233,9 @@ class Client:
         stopped = stop.is_set if stop is not None else (lambda: False)
         offset = from_offset
         while not stopped():
-            ticket = {"tail": stream, "from_offset": offset}
+            ticket: dict[str, Any] = {"tail": stream, "from_offset": offset}
+            if partition is not None:
+                ticket["partition"] = partition
             reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()), self._stream_options)
             received = 0
             # Read in a thread: a Flight read blocks in C++ with no timeout, where neither

@@ -906,6 +906,10 @@ class Log:
                 if self._last_durable_offset(stream, partition) < offset:
                     self._appended.wait(poll)
 
+    def next_offset(self, stream: str, partition: int | None = None) -> int:
+        """The offset the next acknowledged record of ``stream`` (``partition``) will get."""
+        return self._last_durable_offset(stream, partition) + 1
+
     def _last_durable_offset(self, stream: str, partition: int | None = None) -> int:
         s = self._get(stream)
         if self.cluster is not None:

@@ -19,6 +19,8 @@ What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
     ends normally when the stream's schema evolves (a Flight stream has one schema) or
     the server shuts down: resubscribe from the next offset (``arrowlog.Client.tail``
     does);
+  - both take ``"partition": P`` for a stream of several partitions (cluster mode), whose
+    offsets count per partition;
 * anything else is SQL text, UTF-8: ``client.do_get(flight.Ticket(b"SELECT ..."))``.
 
 Plain Flight verbs
@@ -303,10 +305,13 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         if isinstance(command, str):
             return self._query_stream(context, command, None)
         if isinstance(command, dict):
+            partition = _partition(command)
             if "tail" in command:
-                return self._tail_stream(context, command["tail"], command["from_offset"])
+                return self._tail_stream(
+                    context, command["tail"], command["from_offset"], partition
+                )
             return self._read_stream(
-                context, command["read"], command["from_offset"], command.get("limit")
+                context, command["read"], command["from_offset"], command.get("limit"), partition
             )
         if isinstance(command, sp.CommandStatementQuery):
             _refuse_transaction(command)
@@ -373,19 +378,28 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         stream: str,
         from_offset: int,
         limit: int | None,
+        partition: int | None = None,
     ) -> flight.FlightDataStream:
         if limit is not None:
-            return flight.RecordBatchStream(self._log.read(stream, from_offset, limit))
+            table = self._log.read(stream, from_offset, limit, partition=partition)
+            return flight.RecordBatchStream(table)
         schema = self._log.schema(stream)
         return flight.GeneratorStream(
-            schema, self._replay_batches(context, stream, from_offset, schema)
+            schema, self._replay_batches(context, stream, from_offset, schema, partition)
         )
 
     @map_errors
     def _replay_batches(
-        self, context: flight.ServerCallContext, stream: str, from_offset: int, schema: pa.Schema
+        self,
+        context: flight.ServerCallContext,
+        stream: str,
+        from_offset: int,
+        schema: pa.Schema,
+        partition: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        for table in self._log.iter_read(stream, from_offset, self._batch_rows):
+        for table in self._log.iter_read(
+            stream, from_offset, self._batch_rows, partition=partition
+        ):
             self._check_stopping()
             if context.is_cancelled():
                 return
@@ -398,20 +412,30 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             yield from table.to_batches()
 
     def _tail_stream(
-        self, context: flight.ServerCallContext, stream: str, from_offset: int
+        self,
+        context: flight.ServerCallContext,
+        stream: str,
+        from_offset: int,
+        partition: int | None = None,
     ) -> flight.FlightDataStream:
         schema = self._log.schema(stream)
         return flight.GeneratorStream(
-            schema, self._tail_batches(context, stream, from_offset, schema)
+            schema, self._tail_batches(context, stream, from_offset, schema, partition)
         )
 
     @map_errors
     def _tail_batches(
-        self, context: flight.ServerCallContext, stream: str, from_offset: int, schema: pa.Schema
+        self,
+        context: flight.ServerCallContext,
+        stream: str,
+        from_offset: int,
+        schema: pa.Schema,
+        partition: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
         stop = _CallStop(context, self._stopping)
         logger.debug("tail of %r from offset %d started", stream, from_offset)
-        for table in self._log.tail(stream, from_offset, poll=_TAIL_POLL, stop=stop):
+        tail = self._log.tail(stream, from_offset, poll=_TAIL_POLL, stop=stop, partition=partition)
+        for table in tail:
             if not table.schema.equals(schema):
                 logger.info("tail of %r ends: the stream's schema evolved", stream)
                 return
@@ -729,6 +753,14 @@ def _statement(command: Message) -> tuple[str, pa.RecordBatch | None]:
     if isinstance(command, sp.TicketStatementQuery):
         return sp.decode_prepared_handle(command.statement_handle)
     return sp.decode_prepared_handle(command.prepared_statement_handle)
+
+
+def _partition(command: dict[str, Any]) -> int | None:
+    """The ``partition`` of a read or tail ticket (streams of several partitions need one)."""
+    value = command.get("partition")
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidInput(f"ticket field 'partition' must be an integer >= 0, got {value!r}")
+    return value
 
 
 def _refuse_transaction(message: Message) -> None:

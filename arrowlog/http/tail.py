@@ -78,13 +78,13 @@ class TailHub:
         """True once ``close`` ran: new tails are refused."""
         return self._closed
 
-    def open(self, log: Log, stream: str, from_offset: int) -> _Feed:
-        """Start a tail thread for ``stream`` from ``from_offset``.
+    def open(self, log: Log, stream: str, from_offset: int, partition: int | None = None) -> _Feed:
+        """Start a tail thread for ``stream`` (``partition``) from ``from_offset``.
 
         Raises:
             Unavailable: the server is shutting down.
         """
-        feed = _Feed(self, log, stream, from_offset, asyncio.get_running_loop())
+        feed = _Feed(self, log, stream, from_offset, asyncio.get_running_loop(), partition)
         with self._lock:
             if self._closed:
                 raise Unavailable("the server is shutting down")
@@ -117,8 +117,10 @@ class _Feed:
         stream: str,
         from_offset: int,
         loop: asyncio.AbstractEventLoop,
+        partition: int | None = None,
     ) -> None:
         self.stop = threading.Event()
+        self.partition = partition
         self.finished = False  # set by the thread after it queued its last event
         self.from_offset = from_offset
         self.error: ArrowlogError | None = None
@@ -144,7 +146,12 @@ class _Feed:
     def _run(self) -> None:
         try:
             for table in self._log.tail(
-                self._stream, self.from_offset, batch_rows=EVENT_ROWS, poll=_POLL, stop=self.stop
+                self._stream,
+                self.from_offset,
+                batch_rows=EVENT_ROWS,
+                poll=_POLL,
+                stop=self.stop,
+                partition=self.partition,
             ):
                 next_offset = table.column(OFFSET)[-1].as_py() + 1
                 if not self._put((_records_event(table), next_offset)):
@@ -201,12 +208,17 @@ def _records_event(table: pa.Table) -> bytes:
 
 
 async def _events(
-    hub: TailHub, log: Log, stream: str, from_offset: int, heartbeat: float
+    hub: TailHub,
+    log: Log,
+    stream: str,
+    from_offset: int,
+    heartbeat: float,
+    partition: int | None = None,
 ) -> AsyncIterator[bytes]:
     # The thread starts with the first iteration, not with the route: a response that is
     # cancelled before its body starts (the client already gone) never runs a `finally`.
     try:
-        feed = hub.open(log, stream, from_offset)
+        feed = hub.open(log, stream, from_offset, partition)
     except Unavailable as e:
         yield _event("end", _json({"reason": str(e), "next_offset": from_offset}))
         return
@@ -288,6 +300,14 @@ async def tail(
         float,
         Query(ge=0.5, le=300, description="Seconds between heartbeat comments while idle."),
     ] = 15.0,
+    partition: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            description="For a stream of several partitions (cluster mode), the partition "
+            "to follow: offsets count per partition.",
+        ),
+    ] = None,
     last_event_id: Annotated[
         str | None,
         Header(description="Sent by SSE clients when they reconnect: the last `id` seen."),
@@ -311,13 +331,21 @@ async def tail(
             from_offset = int(last_event_id) + 1
         except ValueError:
             raise InvalidInput(f"Last-Event-ID must be an offset, not {last_event_id!r}") from None
+    if info.partitions > 1 and partition is None:
+        raise InvalidInput(
+            f"stream {stream!r} has {info.partitions} partitions, each with its own offsets: "
+            "pass ?partition="
+        )
     if from_offset is None:
-        from_offset = 0 if info.last_offset is None else info.last_offset + 1
+        if info.partitions > 1:
+            from_offset = log.next_offset(stream, partition)
+        else:
+            from_offset = 0 if info.last_offset is None else info.last_offset + 1
     hub: TailHub = request.app.state.tails
     if hub.closed:
         raise Unavailable("the server is shutting down")
     return StreamingResponse(
-        _events(hub, log, stream, from_offset, heartbeat),
+        _events(hub, log, stream, from_offset, heartbeat, partition),
         media_type="text/event-stream",
         # no-transform and X-Accel-Buffering: proxies must pass events through as they come.
         headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},

@@ -18,6 +18,7 @@ from pathlib import Path
 import adbc_driver_flightsql.dbapi as flightsql
 import httpx
 import pyarrow as pa
+import pytest
 
 from arrowlog.demo import DEMO_QUERIES, DEMO_STREAM, generate_web_logs
 from tests.integration.conftest import ArrowlogServe, start_arrowlog_serve
@@ -249,3 +250,45 @@ def _rounded(rows: list[dict]) -> list[dict]:
 def _count(cur) -> int:
     cur.execute(f"SELECT count(*) AS c FROM {DEMO_STREAM}")
     return cur.fetch_arrow_table()["c"][0].as_py()
+
+
+def test_replay_and_tail_one_partition_over_flight_and_http(tmp_path, s3_server, s3_url) -> None:
+    import arrowlog
+    from arrowlog.errors import InvalidInput
+
+    node = _start(tmp_path, s3_server, s3_url, "node-a")
+    try:
+        for p, ids in ((0, range(0, 5)), (1, range(100, 103))):
+            r = httpx.post(
+                f"{node.http_url}/v1/streams/{STREAM}/records?partition={p}",
+                content=_ndjson(ids),
+                headers={"Content-Type": "application/x-ndjson"},
+                timeout=10,
+            )
+            assert r.status_code == 200 and r.json()["partition"] == p, r.text
+        with arrowlog.connect(node.flight_url) as client:
+            one = client.read(STREAM, 0, 100, partition=1)
+            assert one["id"].to_pylist() == [100, 101, 102]
+            assert one["_offset"].to_pylist() == [0, 1, 2]
+            with pytest.raises(InvalidInput, match="pass a partition"):
+                client.read(STREAM, 0, 100)
+            stop = threading.Event()
+            tailed = next(iter(client.tail(STREAM, 3, stop=stop, partition=0)))
+            stop.set()
+            assert tailed["id"].to_pylist() == [3, 4]
+        with httpx.stream(
+            "GET",
+            f"{node.http_url}/v1/streams/{STREAM}/tail?partition=1&from_offset=1",
+            timeout=10,
+        ) as events:
+            lines = []
+            for line in events.iter_lines():
+                lines.append(line)
+                if line.startswith('data: {"first_offset"'):
+                    break
+        records = json.loads(lines[-1][len("data: ") :])["records"]
+        assert [r["id"] for r in records] == [101, 102]
+        r = httpx.get(f"{node.http_url}/v1/streams/{STREAM}/tail", timeout=10)
+        assert r.status_code == 400 and "pass ?partition=" in r.json()["message"]
+    finally:
+        node.process.stop()

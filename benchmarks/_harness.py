@@ -20,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -388,3 +389,47 @@ def dataset(rows: int, seed: int = SEED, *, cache_root: Path = CACHE_ROOT) -> pa
         tmp.replace(path)
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_file(source).read_all()
+
+
+def in_threads(threads: int, work: Callable[[int], Any], name: str = "bench") -> None:
+    """Run ``work(i)`` for i in ``range(threads)``, each in its own thread; re-raise the
+    first error once all have ended."""
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as e:
+            errors.append(e)
+
+    pool = [threading.Thread(target=run, args=(i,), name=f"{name}-{i}") for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def feed_threads(
+    threads: int, items: Sequence[Any], work: Callable[[int, Any], Any], name: str = "bench"
+) -> None:
+    """Hand ``items`` out to ``threads`` threads from one shared queue, as ``work(i, item)``;
+    after the first error no new item is taken, and the error is re-raised."""
+    it = iter(items)
+    take = threading.Lock()
+    failed = threading.Event()
+
+    def drain(i: int) -> None:
+        while not failed.is_set():
+            with take:
+                item = next(it, None)
+            if item is None:
+                return
+            try:
+                work(i, item)
+            except BaseException:
+                failed.set()
+                raise
+
+    in_threads(threads, drain, name)

@@ -31,7 +31,6 @@ import json
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,34 +76,6 @@ def _ndjson(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def _in_threads(threads: int, items: Sequence[Any], work: Callable[[int, Any], None]) -> None:
-    """Feed ``items`` to ``threads`` threads from one shared queue; re-raise the first error."""
-    it = iter(items)
-    take = threading.Lock()
-    errors: list[BaseException] = []
-
-    def loop(worker: int) -> None:
-        try:
-            while True:
-                with take:
-                    item = next(it, None)
-                if item is None or errors:
-                    return
-                work(worker, item)
-        except BaseException as e:
-            errors.append(e)
-
-    pool = [
-        threading.Thread(target=loop, args=(i,), name=f"bench-http-{i}") for i in range(threads)
-    ]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 def post_all(clients: Sequence[httpx.Client], bodies: Sequence[tuple[bytes, int]]) -> int:
     """Post every body from one thread per client; return the records acknowledged."""
     headers = {"Content-Type": "application/x-ndjson"}
@@ -115,7 +86,7 @@ def post_all(clients: Sequence[httpx.Client], bodies: Sequence[tuple[bytes, int]
         r.raise_for_status()
         accepted[worker] += r.json()["accepted"]
 
-    _in_threads(len(clients), bodies, post)
+    h.feed_threads(len(clients), bodies, post, name="bench-http")
     return sum(accepted)
 
 
@@ -126,7 +97,7 @@ def parse_all(bodies: Sequence[tuple[bytes, int]], threads: int) -> int:
     def parse(worker: int, item: tuple[bytes, int]) -> None:
         rows[worker] += pajson.read_json(pa.BufferReader(item[0])).num_rows
 
-    _in_threads(threads, bodies, parse)
+    h.feed_threads(threads, bodies, parse, name="bench-http")
     return sum(rows)
 
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,32 +56,6 @@ class _Run:
     close_s: float = 0.0
 
 
-def _in_threads(threads: int, batches: Sequence[pa.Table], work: Callable[[pa.Table], Any]) -> None:
-    """Feed ``batches`` to ``threads`` threads from one shared queue; re-raise the first error."""
-    it = iter(batches)
-    take = threading.Lock()
-    errors: list[BaseException] = []
-
-    def loop() -> None:
-        try:
-            while True:
-                with take:
-                    batch = next(it, None)
-                if batch is None or errors:
-                    return
-                work(batch)
-        except BaseException as e:
-            errors.append(e)
-
-    pool = [threading.Thread(target=loop, name=f"bench-ingest-{i}") for i in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 def bench_arrowlog(
     batches: Sequence[pa.Table], threads: int, reps: int, workdir: Path
 ) -> tuple[h.Stats, list[dict[str, Any]]]:
@@ -96,7 +70,9 @@ def bench_arrowlog(
     def append_all(run: _Run) -> dict[str, Any]:
         log = run.log
         assert log is not None
-        _in_threads(threads, batches, lambda b: log.append(DEMO_STREAM, b))
+        h.feed_threads(
+            threads, batches, lambda _, b: log.append(DEMO_STREAM, b), name="bench-ingest"
+        )
         wal = log._wal
         return {"fsyncs": wal.fsync_count, "fsync_s": wal.fsync_seconds}
 
@@ -134,7 +110,7 @@ def _raw_append_all(run: _Run, threads: int, batches: Sequence[pa.Table]) -> dic
             os.fsync(fd)
             count += 1
 
-    _in_threads(threads, batches, durable_append)
+    h.feed_threads(threads, batches, lambda _, b: durable_append(b), name="bench-ingest")
     return {"fsyncs": count}
 
 

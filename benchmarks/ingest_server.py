@@ -64,27 +64,6 @@ SUSTAINED_RSS_LIMIT = 4_000_000_000
 # -- clients -----------------------------------------------------------------------------------
 
 
-def _in_threads(threads: int, work: Callable[[int], None]) -> None:
-    """Run ``work(i)`` in ``threads`` threads; re-raise the first error."""
-    errors: list[BaseException] = []
-
-    def loop(i: int) -> None:
-        try:
-            work(i)
-        except BaseException as e:
-            errors.append(e)
-
-    pool = [
-        threading.Thread(target=loop, args=(i,), name=f"bench-client-{i}") for i in range(threads)
-    ]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 class _Queue:
     """Batches handed out one at a time to whichever client asks first."""
 
@@ -137,7 +116,7 @@ def _doput_burst(url: str, stream: str, batches: Sequence[pa.RecordBatch]) -> fl
 
     try:
         start = time.perf_counter()
-        _in_threads(CLIENTS, client)
+        h.in_threads(CLIENTS, client, name="bench-client")
         elapsed = time.perf_counter() - start
     finally:
         for p in puts:
@@ -159,7 +138,7 @@ def _adbc_burst(url: str, stream: str, batches: Sequence[pa.RecordBatch]) -> flo
 
     try:
         start = time.perf_counter()
-        _in_threads(CLIENTS, client)
+        h.in_threads(CLIENTS, client, name="bench-client")
         elapsed = time.perf_counter() - start
     finally:
         for cur, conn in zip(cursors, conns, strict=True):
@@ -277,7 +256,7 @@ def sustained(
         timer = threading.Timer(seconds, stop.set)
         timer.start()
         try:
-            _in_threads(CLIENTS, client)
+            h.in_threads(CLIENTS, client, name="bench-client")
         finally:
             stop.set()
             timer.cancel()

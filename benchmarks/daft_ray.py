@@ -29,9 +29,7 @@ Needs the distributed extra: ``pip install 'arrowlog[distributed]'``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shutil
 import statistics
 import sys
 import time
@@ -60,29 +58,10 @@ class ResultMismatch(AssertionError):
 
 
 def load(rows: int, seed: int = h.SEED, *, cache_root: Path = h.CACHE_ROOT) -> tuple[Path, dict]:
-    """An arrowlog data dir holding ``rows`` demo records, built once and reused."""
-    base = cache_root / f"{rows}-{seed}"
-    data_dir, marker = base / "daft_ray_log", base / "daft_ray_log.json"
-    want = {"rows": rows, "seed": seed, "arrowlog": arrowlog.__version__}
-    if marker.exists():
-        meta = json.loads(marker.read_text())
-        if {k: meta.get(k) for k in want} == want:
-            h.progress(f"reusing {data_dir} ({rows:,} rows)")
-            return data_dir, {**meta, "reused": True}
-    marker.unlink(missing_ok=True)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    table = h.dataset(rows, seed)
-    h.progress(f"loading {rows:,} rows into {data_dir}")
-    start = time.perf_counter()
-    with arrowlog.open(data_dir) as log:
-        for batch in table.combine_chunks().to_batches(max_chunksize=h.LOAD_BATCH_ROWS):
-            log.append(DEMO_STREAM, batch)
-        log.flush()
-        log.compact(DEMO_STREAM)
-        info = log.describe(DEMO_STREAM)
-    meta = {**want, "load_s": time.perf_counter() - start, "segments": info.segments}
-    marker.write_text(json.dumps(meta))
-    return data_dir, {**meta, "reused": False}
+    """The query benchmarks' cached data dir of ``rows`` demo records (built once)."""
+    from benchmarks.queries_embedded import load as load_demo
+
+    return load_demo(rows, seed, cache_root=cache_root)
 
 
 def _rows(table: pa.Table) -> list[tuple]:

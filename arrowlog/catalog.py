@@ -29,7 +29,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from deltalake.schema import Field as DeltaField
 from deltalake.transaction import AddAction, RemoveAction
 
-from arrowlog.errors import StorageError
+from arrowlog.errors import InvalidInput, StorageError
 from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, STREAM_PARTITION, system_schema
 from arrowlog.segments import SegmentFile
 from arrowlog.storage import Storage
@@ -142,6 +142,24 @@ class StreamCatalog:
     def watermark(self) -> int:
         """The last offset committed to segments, or -1 when nothing has been flushed."""
         return self.watermark_of(0)
+
+    def check_partition(self, partition: int | None, *, required: bool = False) -> None:
+        """Refuse a partition this stream does not have, or none where offsets need one.
+
+        Raises:
+            InvalidInput: naming the stream's partitions.
+        """
+        n = self.partitions
+        if partition is None:
+            if required and n > 1:
+                raise InvalidInput(
+                    f"stream {self.name!r} has {n} partitions, each with its own offsets: "
+                    f"pass a partition from 0 to {n - 1}"
+                )
+        elif not 0 <= partition < n:
+            if n == 1:
+                raise InvalidInput(f"stream {self.name!r} has one partition (0), not {partition}")
+            raise InvalidInput(f"stream {self.name!r} has partitions 0..{n - 1}, not {partition}")
 
     def watermark_of(self, partition: int) -> int:
         """The last offset of ``partition`` committed to segments (-1: none yet)."""

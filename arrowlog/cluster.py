@@ -314,13 +314,9 @@ class ClusterNode:
     def append(self, stream: str, table: pa.Table, partition: int | None) -> AppendResult:
         """Queue ``table`` on a held partition's writer; return once it is committed."""
         held = self.held(stream)
-        partitions = self.log._get(stream).catalog.partitions
-        if partition is not None and not 0 <= partition < partitions:
-            from arrowlog.errors import InvalidInput
-
-            raise InvalidInput(
-                f"stream {stream!r} has partitions 0..{partitions - 1}, not {partition}"
-            )
+        catalog = self.log._get(stream).catalog
+        catalog.check_partition(partition)
+        partitions = catalog.partitions
         if partition is None:
             if not held:
                 partition = next(self._round_robin) % partitions

@@ -338,9 +338,8 @@ class Log:
         now = pa.scalar(datetime.now(UTC), TIME_TYPE)
         if self.cluster is not None:
             return self._append_to_cluster(s, table, now, partition)
+        s.catalog.check_partition(partition)  # bad input is refused before any wait
         self._wait_for_buffer_room()
-        if partition not in (None, 0):
-            raise InvalidInput(f"stream {name!r} has one partition (0), not {partition}")
         while True:
             schema = s.schema
             coerced, new_schema = coerce(table, schema, s.time_column, now, stream=name)
@@ -844,16 +843,10 @@ class Log:
         snap = self._snapshot(stream)
         end = from_offset + limit
         wanted = (ds.field(OFFSET) >= from_offset) & (ds.field(OFFSET) < end)
-        partitions = self._get(stream).catalog.partitions
-        if partitions > 1:
-            if partition is None or not 0 <= partition < partitions:
-                raise InvalidInput(
-                    f"stream {stream!r} has {partitions} partitions, each with its own "
-                    f"offsets: pass a partition from 0 to {partitions - 1}"
-                )
+        catalog = self._get(stream).catalog
+        catalog.check_partition(partition, required=True)
+        if catalog.partitions > 1:
             wanted &= ds.field(STREAM_PARTITION) == partition
-        elif partition not in (None, 0):
-            raise InvalidInput(f"stream {stream!r} has one partition (0), not {partition}")
         return build_dataset(snap).to_table(filter=wanted).sort_by(OFFSET)
 
     def iter_read(

@@ -213,9 +213,9 @@ def _prune(snap: TableSnapshot, expr: ds.Expression | None) -> list[str]:
     if expr is not None:
         dataset = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, snap.filesystem)
         fragments = list(dataset.get_fragments(filter=expr))
-    if snap.storage is None or snap.storage.is_local:
+    if snap.storage is None:
         return [f.path for f in fragments]
-    return [f"s3://{f.path}" for f in fragments]
+    return [snap.storage.uri(f.path) for f in fragments]
 
 
 def _scan_filters(

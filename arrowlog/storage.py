@@ -127,6 +127,10 @@ class Storage:
         """The path pyarrow's filesystem takes for ``uri`` (S3: ``bucket/key``)."""
         return uri[len("s3://") :] if uri.startswith("s3://") else uri
 
+    def uri(self, fs_path: str) -> str:
+        """The inverse of ``fs_path``: the URI of a path pyarrow's filesystem returned."""
+        return fs_path if self.is_local else f"s3://{fs_path}"
+
     def __repr__(self) -> str:
         return f"<Storage {self.root!r}>"
 

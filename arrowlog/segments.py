@@ -2,10 +2,11 @@
 
 A flush (or a compaction) hands over a table; this module sorts it by the time column (so
 row-group and page statistics prune time ranges finely), splits it by day (the Hive-style
-``day=YYYY-MM-DD`` partition that retention drops whole), writes each day as one zstd
-Parquet file with dictionaries (on low-cardinality columns), statistics and a page index,
-and fsyncs it: a Delta commit must never name a file a crash could still take back. It also computes the Delta ``stats``
-of each file, so the commit needs no second pass over the data.
+``day=YYYY-MM-DD`` partition that retention drops whole), writes each day as zstd Parquet
+(one file, or several encoded side by side for a large flush) with dictionaries on
+low-cardinality columns, statistics and a page index, and makes each file durable: a Delta
+commit must never name a file a crash could still take back. It also computes the Delta
+``stats`` of each file, so the commit needs no second pass over the data.
 
 The files are not live until the catalog commits them; until then they are invisible to
 every reader (the Delta log is the only list of live files) and vacuum removes them if the

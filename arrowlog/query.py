@@ -203,6 +203,23 @@ def _projection_only(plan: Any) -> bool:
     return True
 
 
+# Nodes that pass their input's row order through unchanged.
+_ORDER_KEEPING_NODES = {"Projection", "Limit", "SubqueryAlias"}
+
+
+def _ordered(plan: Any) -> bool:
+    """True when the result's row order is a sort's (``ORDER BY`` at the top of the plan)."""
+    node = plan
+    while True:
+        kind = type(node.to_variant()).__name__
+        if kind == "Sort":
+            return True
+        inputs = node.inputs()
+        if kind not in _ORDER_KEEPING_NODES or len(inputs) != 1:
+            return False
+        node = inputs[0]
+
+
 def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
@@ -492,10 +509,15 @@ class QueryEngine:
             budget.spend(time.monotonic() - started)  # planning counts
         plain = _plain_schema(schema)
         limits = self._limits
+        # A sorted result is cast batch by batch here, never by a projection over the
+        # engine's plan: DataFusion may spread such a projection over several partitions
+        # (round-robin) above the sort-preserving merge, and reading them back interleaves
+        # the rows out of order.
+        frame = df if _ordered(df.logical_plan()) else _plain_frame(df)
 
         def batches() -> Iterator[pa.RecordBatch]:
             try:
-                stream = _plain_frame(df).execute_stream()
+                stream = frame.execute_stream()
                 if budget is None:
                     for batch in stream:
                         yield _cast_batch(batch.to_pyarrow(), plain)
@@ -509,7 +531,7 @@ class QueryEngine:
 
         def collect() -> pa.Table:
             try:
-                table = _plain_frame(df).to_arrow_table()
+                table = frame.to_arrow_table()
             except Exception as e:
                 raise limits.translate(e) from e
             return table if table.schema.equals(plain) else table.cast(plain)

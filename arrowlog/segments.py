@@ -174,7 +174,7 @@ def _write_one(
             compression_level=settings.zstd_level,
             row_group_size=settings.row_group_rows,
             use_dictionary=dictionary_columns(table),
-            write_statistics=True,
+            write_statistics=statistics_columns(table),
             write_page_index=True,
         )
         size = storage.write_bytes(uri, sink.getvalue(), fsync=fsync)
@@ -210,11 +210,40 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     return names
 
 
+def statistics_columns(table: pa.Table) -> list[str]:
+    """The columns whose Parquet min/max statistics are true bounds of their values.
+
+    Parquet leaves NaN out of a float column's min/max, so a file holding ``[nan, 1.5]``
+    claims min = max = 1.5: readers then skip it for ``v > 2`` (NaN sorts above every
+    number) or take the column for a constant. A float column holding a NaN, and any
+    nested column with float leaves, gets no statistics.
+    """
+    names = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        if _has_float_leaves(field.type) and (
+            not pa.types.is_floating(field.type) or _has_nan(column)
+        ):
+            continue
+        names.append(field.name)
+    return names
+
+
+def _has_float_leaves(t: pa.DataType) -> bool:
+    if pa.types.is_floating(t):
+        return True
+    return any(_has_float_leaves(t.field(i).type) for i in range(t.num_fields))
+
+
+def _has_nan(column: pa.ChunkedArray) -> bool:
+    return bool(pc.any(pc.is_nan(column)).as_py())
+
+
 def delta_stats(table: pa.Table) -> dict[str, Any]:
     """Delta add-action statistics: numRecords, and per column minValues/maxValues/nullCount.
 
-    Min/max are given only where they are exact bounds in Delta's JSON form: numbers,
-    dates, timestamps (in milliseconds, as Delta keeps them), short strings.
+    Min/max are given only where they are exact bounds in Delta's JSON form: numbers
+    (not for a float column holding NaN), dates, timestamps (in milliseconds, as Delta
+    keeps them), short strings.
     """
     mins: dict[str, Any] = {}
     maxs: dict[str, Any] = {}
@@ -232,6 +261,8 @@ def delta_stats(table: pa.Table) -> dict[str, Any]:
             continue
         if column.null_count == len(column):
             continue
+        if pa.types.is_floating(t) and _has_nan(column):
+            continue  # min_max skips NaN: the bounds would exclude those rows
         lo, hi = (v.as_py() for v in pc.min_max(column).values())
         if pa.types.is_floating(t) and not all(math.isfinite(v) for v in (lo, hi)):
             continue

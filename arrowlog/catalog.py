@@ -97,14 +97,16 @@ class StreamCatalog:
         uri = storage.table_uri(name)
         settings = {"time_column": time_column, "partitions": partitions}
         schema = stored_schema(user_schema, partitions).append(pa.field(PARTITION, pa.date32()))
+        settings_uri = storage.join(uri, _SETTINGS_FILE)
+        wrote_settings = False
         try:
             if storage.is_local:
                 Path(uri).mkdir(parents=True, exist_ok=True)
-            settings_uri = storage.join(uri, _SETTINGS_FILE)
             if storage.exists(settings_uri):
                 settings = storage.read_json(settings_uri)
             else:
                 storage.write_json(settings_uri, settings)
+                wrote_settings = True
             table = DeltaTable.create(
                 uri,
                 schema,
@@ -115,7 +117,9 @@ class StreamCatalog:
                 # columns must always have min/max for pruning, wherever they sit.
                 configuration={"delta.dataSkippingNumIndexedCols": "-1"},
             )
-        except (DeltaError, OSError) as e:
+        except Exception as e:  # delta-rs raises plain Exception for schema errors too
+            if wrote_settings:
+                _remove_new_table(storage, uri, settings_uri)  # a refusal leaves nothing
             raise StorageError(f"could not create the Delta table at {uri}: {e}") from e
         return cls(storage, name, table, settings)
 
@@ -245,7 +249,7 @@ class StreamCatalog:
                 commit_properties=CommitProperties(app_transactions=txns, custom_metadata=metadata),
             )
             live = self._live()
-        except (DeltaError, OSError) as e:
+        except Exception as e:  # delta-rs raises plain Exception for schema errors too
             raise StorageError(f"{operation} of stream {self.name!r} failed: {e}") from e
         removed = [p for p in before if p not in live]
         added = [seg for p, seg in live.items() if p not in before]
@@ -386,6 +390,16 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
             strict=True,
         )
     ]
+
+
+def _remove_new_table(storage: Storage, uri: str, settings_uri: str) -> None:
+    """Undo a table creation that failed: its settings file, and its directory if empty."""
+    try:
+        storage.delete(settings_uri)
+        if storage.is_local:
+            Path(uri).rmdir()
+    except OSError:
+        logger.warning("could not remove the half-created stream table at %s", uri)
 
 
 def stored_schema(user_schema: pa.Schema, partitions: int) -> pa.Schema:

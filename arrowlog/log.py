@@ -479,16 +479,34 @@ class Log:
         name = validate_stream_name(stream)
         if name in self._streams:
             raise InvalidInput(f"stream {name!r} already exists")
+        self._refuse_case_variant(name)
         empty = normalize(
             (schema or pa.schema([])).empty_table(), max_string_bytes=self.settings.max_string_bytes
         )
         self._create(name, empty, time_column)
         return self.describe(name)
 
+    def _refuse_case_variant(self, name: str) -> None:
+        """Stream names are case-insensitive (SQL folds them): one spelling per stream."""
+        existing = self._find(name)
+        if existing is not None and existing != name:
+            raise InvalidInput(
+                f"stream {name!r} differs only in case from the existing stream {existing!r}; "
+                f"stream names are case-insensitive: use {existing!r}"
+            )
+
+    def _find(self, name: str) -> str | None:
+        """The stream ``name`` refers to: the exact name, else its only case-insensitive match."""
+        if name in self._streams:
+            return name
+        folded = [n for n in list(self._streams) if n.lower() == name.lower()]
+        return folded[0] if len(folded) == 1 else None
+
     def _create(self, name: str, table: pa.Table, time_column: str | None) -> _Stream:
         with self._create_lock:
             if name in self._streams:
                 return self._streams[name]
+            self._refuse_case_variant(name)
             tc = choose_time_column(table, time_column)
             now = pa.scalar(datetime.now(UTC), TIME_TYPE)
             _, user_schema = coerce(table, None, tc, now, stream=name)
@@ -614,8 +632,9 @@ class Log:
                     continue
                 try:
                     self._flush_stream(s)
-                except ArrowlogError:
+                except Exception:
                     # The records stay in the buffer and the WAL; the next tick retries.
+                    # Whatever one stream's flush raises, the others keep flushing.
                     logger.exception("background flush of stream %r failed", s.name)
                 finally:
                     with self._drained:
@@ -956,7 +975,8 @@ class Log:
         return [self._get(stream)]
 
     def _get(self, stream: str) -> _Stream:
-        s = self._streams.get(stream)
+        found = self._find(stream) if isinstance(stream, str) else None
+        s = None if found is None else self._streams.get(found)
         if s is None:
             validate_stream_name(stream)
             raise StreamNotFound(f"stream {stream!r} not found")

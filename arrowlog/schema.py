@@ -151,6 +151,8 @@ def to_table(data: object) -> pa.Table:
         raise InvalidInput("empty batch: it holds no records")
     if table.num_columns == 0:
         raise InvalidInput("empty batch: its records have no fields")
+    if isinstance(data, list | dict):
+        return drop_null_columns(table)  # untyped records: null everywhere = no value
     return table
 
 
@@ -203,6 +205,18 @@ def _records_to_table(records: list[Any]) -> pa.Table:
     if not pa.types.is_struct(rows.type) or rows.null_count:
         raise _not_a_record(records)  # e.g. all ints (no struct), or a None among the dicts
     return pa.Table.from_struct_array(rows)
+
+
+def drop_null_columns(table: pa.Table) -> pa.Table:
+    """Drop the columns of Arrow type null from a table decoded from untyped records.
+
+    In JSON or a list of dicts, a field that is null in every record says no more than a
+    missing field, and carries no type to store: the column is added by the first batch
+    that has a value. (A typed producer sending an Arrow ``null`` column is refused by
+    ``coerce`` instead: it asked for a column that cannot be stored.)
+    """
+    nulls = [f.name for f in table.schema if pa.types.is_null(f.type)]
+    return table.drop_columns(nulls) if nulls else table
 
 
 def _explain_records_error(records: list[Any], error: Exception) -> InvalidInput:
@@ -273,8 +287,8 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
     Parquet segments in a Delta table cannot hold unsigned or 16-bit-float columns, the
     various string/list encodings would make equal data look like a schema conflict, and a
     timestamp must compare with every other timestamp, so each type maps to one canonical
-    type (recursively through lists, structs and maps). All-null columns are dropped: a
-    field that is null in every record says as much as a missing field, and has no type.
+    type (recursively through lists, structs and maps). A top-level column of Arrow type
+    null is kept as it is, for ``coerce`` to decide; a struct field of type null is dropped.
 
     Args:
         table: the output of ``to_table``.
@@ -282,10 +296,11 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
 
     Returns:
         A table with the same rows, nullable fields, no schema metadata, one chunk per
-        column; it may have zero columns if every column was null.
+        column.
 
     Raises:
-        InvalidInput: duplicate, empty or reserved column names, a type Delta cannot store,
+        InvalidInput: duplicate, empty or reserved column names, names that differ only in
+            case (Delta Lake, DuckDB and SQL identifiers fold case), a type Delta cannot store,
             a column nested deeper than ``MAX_NESTING``, an unsigned value too large for
             int64, or a string that is not UTF-8.
         BatchTooLarge: a string or binary value longer than ``max_string_bytes``.
@@ -303,9 +318,11 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
                 f"column {name!r} is nested {depth} levels deep; at most {MAX_NESTING} "
                 "levels of lists, structs and maps are accepted"
             )
-        array = _normalize_array(name, _one_chunk(column))
+        array = _one_chunk(column)
+        if not pa.types.is_null(array.type):
+            array = _normalize_array(name, array)
         if array is None:
-            logger.debug("dropping column %r: every value is null", name)
+            logger.debug("dropping column %r: every field of its struct is null", name)
             continue
         _check_strings(name, array, max_string_bytes)
         fields.append(pa.field(name, array.type))
@@ -316,19 +333,25 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _check_column_names(names: list[str]) -> None:
-    seen: set[str] = set()
+def _check_column_names(names: list[str], path: str = "") -> None:
+    seen: dict[str, str] = {}
     for name in names:
-        if not name:
+        if not path and not name:
             raise InvalidInput("column names must be non-empty strings")
-        if name in RESERVED:
+        if not path and name in RESERVED:
             raise InvalidInput(
                 f"column {name!r} is reserved: arrowlog adds {OFFSET!r}, {INGESTED_AT!r} and "
                 f"{PARTITION!r} itself; rename the column"
             )
-        if name in seen:
-            raise InvalidInput(f"column {name!r} appears more than once")
-        seen.add(name)
+        other = seen.get(name.lower())
+        if other == name:
+            raise InvalidInput(f"column {path + name!r} appears more than once")
+        if other is not None:
+            raise InvalidInput(
+                f"columns {path + other!r} and {path + name!r} differ only in case; column "
+                "names are case-insensitive: send one of them"
+            )
+        seen[name.lower()] = name
 
 
 def _normalize_array(path: str, array: pa.Array) -> pa.Array | None:
@@ -366,6 +389,7 @@ def _is_list_like(t: pa.DataType) -> bool:
 
 def _normalize_struct(path: str, array: pa.StructArray) -> pa.Array | None:
     # flatten() applies the slice offset and folds the struct's nulls into its children.
+    _check_column_names([f.name for f in array.type.fields], f"{path}.")
     fields: list[pa.Field] = []
     children: list[pa.Array] = []
     unchanged = True
@@ -459,9 +483,10 @@ def _leaf_target(path: str, t: pa.DataType) -> pa.DataType:
         return pa.date32()
     if pa.types.is_timestamp(t):
         return TIME_TYPE
-    # Delta's decimal is at most 38 digits, which decimal128 always fits.
-    if pa.types.is_decimal(t) and t.precision <= 38:
-        return pa.decimal128(t.precision, t.scale)
+    # Delta's decimal is at most 38 digits, which decimal128 always fits, with a scale of
+    # 0 or more: a negative scale (123E+2) becomes scale 0 with as many more digits.
+    if pa.types.is_decimal(t) and t.precision - min(t.scale, 0) <= 38:
+        return pa.decimal128(t.precision - min(t.scale, 0), max(t.scale, 0))
     raise InvalidInput(
         f"column {path!r} has type {t}, which arrowlog cannot store; "
         "send it as a string or a timestamp"
@@ -727,9 +752,21 @@ def coerce(
         fields.append(pa.field(field.name, field.type))
         arrays.append(array)
     known_names = {f.name for f in known}
+    known_folded = {f.name.lower(): f.name for f in known}
     for name, array in batch.items():
         if name in known_names:
             continue
+        if name.lower() in known_folded:
+            raise InvalidInput(
+                f"column {name!r} differs only in case from column "
+                f"{known_folded[name.lower()]!r} of stream {stream!r}; column names are "
+                "case-insensitive: use the stream's spelling"
+            )
+        if pa.types.is_null(array.type):
+            raise InvalidInput(
+                f"column {name!r} has Arrow type null (no values, so no type to store): "
+                "cast it to the type it will hold, or leave it out until it has values"
+            )
         if _is_untyped(array.type):
             # e.g. [] in every record: nothing says what the elements are, so wait for a
             # batch that does rather than fix the column to an arbitrary type.

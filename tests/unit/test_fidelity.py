@@ -8,6 +8,7 @@ and became another number after a flush; ORDER BY held on one file and broke on 
 from __future__ import annotations
 
 import math
+import time
 import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 import arrowlog
+from arrowlog import InvalidInput
 
 ENGINES = ("datafusion", "duckdb")
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -158,3 +160,121 @@ def test_float32_keeps_its_type_and_bits(log: arrowlog.Log) -> None:
         assert [struct.pack("<f", x) if x is not None else None for x in got.to_pylist()] == [
             struct.pack("<f", x) for x in values
         ], moment
+
+
+# -- names: case-insensitive, a case variant refused before the WAL --------------------------
+
+
+def _entries(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "records",
+    [[{"A": 1, "a": 2}], [{"msg": "x", "s": {"k": 1, "K": 2}}]],
+)
+def test_one_batch_with_case_variant_names_is_refused(
+    log: arrowlog.Log, records: list[dict]
+) -> None:
+    with pytest.raises(InvalidInput, match="differ only in case"):
+        log.append("c", records)
+    assert log.streams() == []
+
+
+def test_a_case_variant_of_a_stream_column_is_refused_and_flushing_goes_on(
+    log: arrowlog.Log,
+) -> None:
+    log.append("c", [{"b": 1}])
+    log.append("other", [{"x": 1}])
+    with pytest.raises(InvalidInput, match=r"column 'B' differs only in case from column 'b'"):
+        log.append("c", [{"B": 2}])
+    log.flush()
+    assert log.sql("SELECT count(*) AS n FROM c").to_arrow().column("n").to_pylist() == [1]
+    assert log.describe("other").segments == 1
+
+
+def test_a_case_variant_of_a_stream_name_is_refused_and_both_engines_agree(
+    log: arrowlog.Log, tmp_path: Path
+) -> None:
+    log.append("base", [{"x": 1}])
+    before = _entries(tmp_path / "data" / "streams")
+    with pytest.raises(InvalidInput, match=r"stream 'Base' differs only in case from.*'base'"):
+        log.append("Base", [{"x": 2}])
+    with pytest.raises(InvalidInput, match="differs only in case"):
+        log.create_stream("BASE")
+    assert _entries(tmp_path / "data" / "streams") == before
+    assert [s.name for s in log.streams()] == ["base"]
+    for engine in ENGINES:
+        got = log.sql("SELECT count(*) AS n FROM Base", engine=engine).to_arrow()
+        assert got.column("n").to_pylist() == [1], engine
+    assert log.describe("BASE").name == "base"  # lookups are case-insensitive too
+
+
+def test_a_failing_flush_of_one_stream_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arrowlog import catalog
+
+    with arrowlog.open(tmp_path / "data", flush_interval=0.05) as lg:
+        lg.append("bad", [{"x": 1}])
+        real = catalog.StreamCatalog.commit
+
+        def commit(self, *args, **kwargs):
+            if self.name == "bad":
+                raise RuntimeError("not a StorageError: an unexpected failure")
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(catalog.StreamCatalog, "commit", commit)
+        lg.append("good", [{"x": 1}])
+        deadline = time.monotonic() + 10
+        while lg.describe("good").segments == 0:
+            assert time.monotonic() < deadline, "the flusher stopped"
+            time.sleep(0.02)
+        lg.append("good2", [{"x": 1}])
+        while lg.describe("good2").segments == 0:
+            assert time.monotonic() < deadline, "the flusher stopped after a failure"
+            time.sleep(0.02)
+        monkeypatch.setattr(catalog.StreamCatalog, "commit", real)
+
+
+# -- types Delta cannot store as they are -----------------------------------------------------
+
+
+def test_a_null_typed_arrow_column_is_refused_not_dropped(log: arrowlog.Log) -> None:
+    with pytest.raises(InvalidInput, match=r"column 'v' has Arrow type null"):
+        log.append("n", pa.table({"k": [1, 2], "v": pa.nulls(2)}))
+    assert log.streams() == []
+    log.append("n", pa.table({"k": [1], "v": pa.array([1.5])}))
+    log.append("n", pa.table({"k": [2], "v": pa.nulls(1)}))  # a known column: its nulls
+    assert log.sql("SELECT v FROM n ORDER BY _offset").to_arrow().column("v").to_pylist() == [
+        1.5,
+        None,
+    ]
+
+
+def test_json_like_records_with_an_always_null_field_add_no_column(log: arrowlog.Log) -> None:
+    log.append("n", [{"k": 1, "v": None}])
+    assert log.schema("n").names[0] == "k" and "v" not in log.schema("n").names
+    log.append("n", [{"k": 2, "v": "x"}])
+    assert log.sql("SELECT v FROM n ORDER BY _offset").to_arrow().column("v").to_pylist() == [
+        None,
+        "x",
+    ]
+
+
+def test_decimal_with_a_negative_scale_is_stored_exactly(log: arrowlog.Log) -> None:
+    values = pa.array([12300, -4500, None], pa.decimal128(7, 0)).cast(
+        pa.decimal128(5, -2), safe=False
+    )
+    log.append("d", pa.table({"v": values}))
+    for moment in _moments(log, "d"):
+        got = log.sql("SELECT v FROM d ORDER BY _offset").to_arrow().column("v")
+        assert got.type == pa.decimal128(7, 0), moment
+        assert [None if x is None else int(x) for x in got.to_pylist()] == [12300, -4500, None]
+
+
+def test_decimal_too_wide_for_delta_is_refused_clearly(log: arrowlog.Log) -> None:
+    values = pa.array([1], pa.decimal128(38, 0)).cast(pa.decimal128(38, -5), safe=False)
+    with pytest.raises(InvalidInput, match=r"column 'v' has type decimal128\(38, -5\)"):
+        log.append("d", pa.table({"v": values}))
+    assert log.streams() == []

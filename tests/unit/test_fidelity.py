@@ -8,8 +8,8 @@ and became another number after a flush; ORDER BY held on one file and broke on 
 from __future__ import annotations
 
 import math
-import time
 import struct
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path

@@ -81,6 +81,10 @@ class StreamBuffer:
         self.nbytes -= sum(b.table.nbytes for b in taken)
         return taken
 
+    def batches(self) -> list[BufferedBatch]:
+        """Every buffered batch, durable or not, oldest first."""
+        return list(self._batches)
+
     @property
     def oldest_seq(self) -> int | None:
         return self._batches[0].seq if self._batches else None

@@ -24,13 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from deltalake.schema import Field as DeltaField
+from deltalake.schema import Schema as DeltaSchema
 from deltalake.transaction import AddAction, RemoveAction
 
 from arrowlog.errors import InvalidInput, StorageError
-from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, STREAM_PARTITION, system_schema
+from arrowlog.schema import (
+    INGESTED_AT,
+    OFFSET,
+    PARTITION,
+    STREAM_PARTITION,
+    system_schema,
+    widens,
+)
 from arrowlog.segments import SegmentFile
 from arrowlog.storage import Storage
 
@@ -184,6 +193,27 @@ class StreamCatalog:
         drop = {OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION}
         return pa.schema([f for f in schema if f.name not in drop])
 
+    def value_range(self, column: str) -> tuple[Any, Any]:
+        """(min, max) of ``column`` over the live files, from their statistics (None: none)."""
+        try:
+            actions = pa.table(self._table.get_add_actions(flatten=True))
+        except Exception as e:  # delta-rs raises plain Exception too
+            raise StorageError(f"could not read the Delta log of {self.name!r}: {e}") from e
+        lo = hi = None
+        if f"min.{column}" in actions.column_names:
+            lo = pc.min(actions.column(f"min.{column}")).as_py()
+            hi = pc.max(actions.column(f"max.{column}")).as_py()
+        return lo, hi
+
+    def widened(self, schema: pa.Schema) -> list[str]:
+        """The columns whose type ``schema`` widens from the table's (segments to rewrite)."""
+        stored = pa.schema(self._table.schema().to_arrow())
+        return [
+            f.name
+            for f in schema
+            if f.name in stored.names and widens(stored.field(f.name).type, f.type)
+        ]
+
     @property
     def version(self) -> int:
         return self._table.version()
@@ -241,11 +271,21 @@ class StreamCatalog:
             metadata["arrowlog.last_offset"] = str(watermark)
         try:
             self._evolve(schema)
+            table_schema = self._widen(schema)
+            replaced = None
+            if table_schema is not None:
+                # Only "overwrite" writes a changed column type into the log; it removes
+                # the files of the partitions named, here every day of ``remove`` (the
+                # caller replaces every file), and takes no RemoveActions.
+                actions = [a for a in actions if isinstance(a, AddAction)]
+                days = sorted({seg.day.isoformat() for seg in remove if seg.day is not None})
+                replaced = [(PARTITION, "in", days)] if days else None
             self._table.create_write_transaction(
                 actions,
-                mode="append",
-                schema=self._table.schema(),
+                mode="append" if table_schema is None else "overwrite",
+                schema=table_schema or self._table.schema(),
                 partition_by=[PARTITION],
+                partition_filters=replaced,
                 commit_properties=CommitProperties(app_transactions=txns, custom_metadata=metadata),
             )
             live = self._live()
@@ -253,6 +293,11 @@ class StreamCatalog:
             raise StorageError(f"{operation} of stream {self.name!r} failed: {e}") from e
         removed = [p for p in before if p not in live]
         added = [seg for p, seg in live.items() if p not in before]
+        if replaced is not None and sorted(removed) != sorted(seg.path for seg in remove):
+            raise StorageError(
+                f"{operation} of stream {self.name!r} removed {len(removed)} files where "
+                f"{len(remove)} were to be replaced; the index is reloaded before the next one"
+            )
         return removed, added
 
     def refresh_version(self) -> None:
@@ -286,6 +331,19 @@ class StreamCatalog:
         new = [DeltaField.from_arrow(f.with_nullable(True)) for f in schema if f.name not in known]
         if new:
             self._table.alter.add_columns(new)
+
+    def _widen(self, schema: pa.Schema) -> DeltaSchema | None:
+        """The table's schema with the column types ``schema`` widens, or None if none.
+
+        The caller's commit must replace every file holding the narrower type
+        (``Log._flush_stream`` rewrites them), so every reader sees one type per column.
+        """
+        widened = {f.name: f.type for f in schema if f.name in self.widened(schema)}
+        if not widened:
+            return None
+        stored = pa.schema(self._table.schema().to_arrow())
+        fields = [f.with_type(widened.get(f.name, f.type)) for f in stored]
+        return DeltaSchema.from_arrow(pa.schema(fields))
 
     def add_segments(self, segments: list[SegmentInfo]) -> None:
         for s in segments:

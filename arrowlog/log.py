@@ -78,7 +78,7 @@ from arrowlog.schema import (
     validate_stream_name,
     with_offsets,
 )
-from arrowlog.segments import prepare_segment, write_segment_files
+from arrowlog.segments import SegmentFile, prepare_segment, write_segment_files
 from arrowlog.storage import Storage
 from arrowlog.wal import WriteAheadLog, encode_batch
 
@@ -351,6 +351,7 @@ class Log:
                 self._check_open()
                 if s.schema is not schema:
                     continue  # a concurrent append evolved the schema: coerce again
+                _check_widening(s, schema, new_schema)
                 if self._wal.broken:
                     self._repair_wal_locked()  # StorageError while the disk still fails
                 first = s.next_offset
@@ -407,6 +408,12 @@ class Log:
             with self._lock:
                 if s.schema is not schema:
                     continue  # a concurrent append evolved the schema: coerce again
+                if _widened(schema, new_schema):
+                    raise InvalidInput(
+                        f"stream {s.name!r}: {_widened(schema, new_schema)[0]} would widen "
+                        "the column's type, which cluster mode does not do (every node "
+                        "writes the table): send values of the column's type"
+                    )
                 if not new_schema.equals(schema):
                     s.schema = new_schema
             break
@@ -593,8 +600,15 @@ class Log:
                 parallel=_WRITE_THREADS,
                 fsync=self._io.segment_fsync,
             )
-            _, added = self._commit(s, files, schema=schema, watermark=last, operation="flush")
+            old: list[SegmentInfo] = []
+            if s.catalog.widened(schema):
+                rewritten, old = self._rewrite_segments(s, schema)
+                files += rewritten
+            removed, added = self._commit(
+                s, files, schema=schema, remove=old, watermark=last, operation="flush"
+            )
             with self._lock:
+                s.catalog.remove_segments(removed)
                 s.catalog.add_segments(added)
                 s.buffer.drop_through(last)
             self._release_wal()
@@ -609,6 +623,37 @@ class Log:
                 seconds,
             )
             return table.num_rows
+
+    def _rewrite_segments(
+        self, s: _Stream, schema: pa.Schema
+    ) -> tuple[list[SegmentFile], list[SegmentInfo]]:
+        """Every live segment rewritten in ``schema``: (new files, the segments they replace).
+
+        Run by the flush that first stores a widened column type (called with the flush
+        lock held), so that every file of the table holds the type the Delta schema names:
+        readers that do not cast (Polars ``scan_delta``, Spark) read the table as it is.
+        It costs one rewrite of the stream per widening, like a compaction.
+        """
+        old = list(s.catalog.segments.values())
+        snap = TableSnapshot(s.name, schema, s.time_column, old, storage=self.storage)
+        files: list[SegmentFile] = []
+        for day in sorted({seg.day for seg in old if seg.day is not None}):
+            files += write_segment_files(
+                prepare_segment(read_partition(snap, day), s.time_column),
+                s.catalog.uri,
+                self.settings,
+                self.storage,
+                parallel=_WRITE_THREADS,
+                fsync=self._io.segment_fsync,
+            )
+        logger.info(
+            "stream %r: widened %s; rewrote %d segments into %d",
+            s.name,
+            ", ".join(s.catalog.widened(schema)),
+            len(old),
+            len(files),
+        )
+        return files, old
 
     def _release_wal(self) -> None:
         with self._lock:
@@ -1055,6 +1100,56 @@ class Log:
 
     def __repr__(self) -> str:
         return f"<arrowlog.Log {str(self.path)!r} streams={len(self._streams)}>"
+
+
+def _widened(old: pa.Schema, new: pa.Schema) -> list[str]:
+    """Messages naming the columns whose type ``new`` widens: ``column 'n' (int64 -> double)``."""
+    return [
+        f"column {f.name!r} ({old.field(f.name).type} -> {f.type})"
+        for f in new
+        if f.name in old.names and old.field(f.name).type != f.type
+    ]
+
+
+_EXACT_IN_DOUBLE = 2**53
+
+
+def _check_widening(s: _Stream, old: pa.Schema, new: pa.Schema) -> None:
+    """Refuse widening an int column to double when a stored value would change.
+
+    A double holds every integer up to 2**53 exactly; beyond it, stored ids and counters
+    would come back as other numbers. The stream's values are known from the segments'
+    statistics and the buffer. Called with the log's lock held (no append in between).
+    """
+    for f in new:
+        if f.name not in old.names or not pa.types.is_floating(f.type):
+            continue
+        before = old.field(f.name).type
+        if not pa.types.is_integer(before):
+            continue
+        lo, hi = s.catalog.value_range(f.name)
+        for b in s.buffer.batches():
+            if f.name in b.table.column_names:
+                bounds = pc.min_max(b.table.column(f.name))
+                lo = _min(lo, bounds["min"].as_py())
+                hi = _max(hi, bounds["max"].as_py())
+        if (lo is not None and lo < -_EXACT_IN_DOUBLE) or (
+            hi is not None and hi > _EXACT_IN_DOUBLE
+        ):
+            raise InvalidInput(
+                f"column {f.name!r} of stream {s.name!r} holds integers up to "
+                f"{hi if hi is not None and hi > _EXACT_IN_DOUBLE else lo}, which a double "
+                f"cannot hold exactly: it cannot widen from {before} to {f.type}; send "
+                "integers, or store the new values in another column"
+            )
+
+
+def _min(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _lock_directory(path: Path) -> int:

@@ -306,13 +306,17 @@ def _to_arrow(expr: Any, usable: dict[str, pa.DataType]) -> ds.Expression | None
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Reorder ``table`` to ``schema``, adding null columns the table predates."""
+    """Reorder ``table`` to ``schema``, adding null columns the table predates and casting
+    columns written before their type widened (int64 -> double: exact, checked on append)."""
     if table.schema.equals(schema):
         return table
-    columns = [
-        table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-        for f in schema
-    ]
+    columns = []
+    for f in schema:
+        if f.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, f.type))
+            continue
+        column = table.column(f.name)
+        columns.append(column if column.type == f.type else column.cast(f.type))
     return pa.Table.from_arrays(columns, schema=schema)
 
 

@@ -12,9 +12,11 @@ Everything here is a pure function over pyarrow: no I/O, no threads, no per-row 
 the accepting path. A rejected batch is rejected whole (DESIGN §1) with an ``InvalidInput``
 that names the column and, for conflicts, both types.
 
-Schema evolution is additive only: new columns are appended as nullable, existing columns
-never change type (segments already written keep theirs), and a batch may widen its own
-values (int32 -> int64, int -> float64, ISO-8601 string -> timestamp) to fit the stream.
+Schema evolution: new columns are appended as nullable; a batch may widen its own values
+(int32 -> int64, int -> float64, ISO-8601 string -> timestamp) to fit the stream; and a
+number wider than its column widens the column (int -> wider int -> float64, float32 ->
+float64; ``widens``), which the log applies to segments already written. Nothing else
+changes a column's type: strings, numbers and booleans never mix.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "system_schema",
     "to_table",
     "validate_stream_name",
+    "widens",
     "with_offsets",
 ]
 
@@ -706,11 +709,12 @@ def coerce(
     *,
     stream: str,
 ) -> tuple[pa.Table, pa.Schema]:
-    """Fit a normalized batch to its stream's schema, evolving the schema additively.
+    """Fit a normalized batch to its stream's schema, evolving the schema.
 
     Columns the stream knows are cast to the stream's type when the cast only widens
-    (see ``_can_widen``) or, for integers, when every value fits; new columns are appended, nullable, in batch order; columns the
-    batch lacks become nulls. The time column always ends up ``TIME_TYPE``, and a record
+    (see ``_can_widen``) or, for integers, when every value fits; a number wider than its
+    column widens the column (``_fit``); new columns are appended, nullable, in batch
+    order; columns the batch lacks become nulls. The time column always ends up ``TIME_TYPE``, and a record
     without a time gets its ingestion time, so every row lands in a day partition.
 
     Args:
@@ -746,10 +750,10 @@ def coerce(
     arrays: list[pa.Array] = []
     for field in known:
         if field.name in batch:
-            array = _cast_to(field.name, batch[field.name], field.type, stream)
+            array = _fit(field.name, batch[field.name], field.type, stream)
         else:
             array = pa.nulls(rows, field.type)
-        fields.append(pa.field(field.name, field.type))
+        fields.append(pa.field(field.name, array.type))
         arrays.append(array)
     known_names = {f.name for f in known}
     known_folded = {f.name.lower(): f.name for f in known}
@@ -819,6 +823,46 @@ def _to_time(name: str, array: pa.Array, stream: str) -> pa.Array:
         f"column {name!r} has type {array.type}, but the time column of stream {stream!r} "
         "must be a timestamp or an ISO-8601 string"
     )
+
+
+def _fit(name: str, array: pa.Array, target: pa.DataType, stream: str) -> pa.Array:
+    """A batch column in the stream column's type, or in a wider one the column widens to.
+
+    Producers send ``12`` and ``12.5`` for the same field all the time: a number wider than
+    the column (int -> double, int32 -> int64, float32 -> float64) widens the column
+    rather than being refused. An int that fits the column's narrower int type keeps the
+    column's type (JSON always infers int64). The result's type is the column's new type.
+    """
+    source = array.type
+    wider = _numeric_wider(source, target)
+    if wider is None or wider == target or array.null_count == len(array):
+        return _cast_to(name, array, target, stream)
+    if source in _SIGNED_INTS and target in _SIGNED_INTS:
+        try:
+            return array.cast(target)  # every value fits: the column keeps its type
+        except pa.ArrowInvalid:
+            pass
+    return _cast_to(name, array, wider, stream)
+
+
+def _numeric_wider(x: pa.DataType, y: pa.DataType) -> pa.DataType | None:
+    """The narrowest type holding both numeric types' values; None unless both are numbers."""
+    numbers = (*_SIGNED_INTS, pa.float32(), pa.float64())
+    if x not in numbers or y not in numbers:
+        return None
+    if x in _SIGNED_INTS and y in _SIGNED_INTS:
+        return x if x.bit_width >= y.bit_width else y
+    if x == y == pa.float32():
+        return x
+    return pa.float64()
+
+
+def widens(source: pa.DataType, target: pa.DataType) -> bool:
+    """True when a column of type ``source`` may become ``target`` (a widening).
+
+    Example: ``widens(pa.int64(), pa.float64())  # True``
+    """
+    return source != target and _numeric_wider(source, target) == target
 
 
 def _cast_to(name: str, array: pa.Array, target: pa.DataType, stream: str) -> pa.Array:

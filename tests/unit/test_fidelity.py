@@ -8,6 +8,7 @@ and became another number after a flush; ORDER BY held on one file and broke on 
 from __future__ import annotations
 
 import math
+import re
 import struct
 import time
 from collections.abc import Iterator
@@ -278,3 +279,117 @@ def test_decimal_too_wide_for_delta_is_refused_clearly(log: arrowlog.Log) -> Non
     with pytest.raises(InvalidInput, match=r"column 'v' has type decimal128\(38, -5\)"):
         log.append("d", pa.table({"v": values}))
     assert log.streams() == []
+
+
+# -- widening -----------------------------------------------------------------------------
+
+
+def _values(log: arrowlog.Log, stream: str, column: str, engine: str = "datafusion") -> list:
+    got = log.sql(f"SELECT {column} FROM {stream} ORDER BY _offset", engine=engine).to_arrow()
+    return got.column(column).to_pylist()
+
+
+@pytest.mark.parametrize("flush_first", [False, True])
+def test_an_int_column_widens_to_double(log: arrowlog.Log, flush_first: bool) -> None:
+    log.append("lat", [{"latency_ms": 12}, {"latency_ms": -3}])
+    if flush_first:
+        log.flush("lat")
+    log.append("lat", [{"latency_ms": 12.5}])
+    log.append("lat", [{"latency_ms": 7}])  # ints keep coming: now stored as doubles
+    assert log.schema("lat").field("latency_ms").type == pa.float64()
+    for moment in _moments(log, "lat"):
+        for engine in ENGINES:
+            assert _values(log, "lat", "latency_ms", engine) == [12.0, -3.0, 12.5, 7.0], (
+                moment,
+                engine,
+            )
+        replay = log.read("lat", from_offset=0).column("latency_ms")
+        assert replay.type == pa.float64() and replay.to_pylist() == [12.0, -3.0, 12.5, 7.0]
+
+
+def test_a_widened_stream_stays_readable_by_other_delta_readers(
+    log: arrowlog.Log, tmp_path: Path
+) -> None:
+    import deltalake
+    import polars as pl
+
+    log.append("lat", [{"latency_ms": 12}])
+    log.flush("lat")
+    log.append("lat", [{"latency_ms": 12.5}])
+    log.flush("lat")
+    uri = str(tmp_path / "data" / "streams" / "lat")
+    frame = pl.scan_delta(uri).select("latency_ms", "_offset").collect().sort("_offset")
+    assert frame["latency_ms"].dtype == pl.Float64
+    assert frame["latency_ms"].to_list() == [12.0, 12.5]
+    table = deltalake.DeltaTable(uri)
+    assert pa.schema(table.schema().to_arrow()).field("latency_ms").type == pa.float64()
+
+
+def test_widening_survives_a_restart(tmp_path: Path) -> None:
+    with arrowlog.open(tmp_path / "data", flush_interval=3600.0) as lg:
+        lg.append("w", pa.table({"n": pa.array([1, 2], pa.int32())}))
+        lg.flush("w")
+        lg.append("w", pa.table({"n": pa.array([2**40], pa.int64())}))
+        lg.append("w", pa.table({"n": pa.array([0.5], pa.float32())}))
+    with arrowlog.open(tmp_path / "data", flush_interval=3600.0) as lg:
+        assert lg.schema("w").field("n").type == pa.float64()
+        assert _values(lg, "w", "n") == [1.0, 2.0, float(2**40), 0.5]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "widened"),
+    [
+        (pa.array([1], pa.int32()), pa.array([2**40], pa.int64()), pa.int64()),
+        (pa.array([1], pa.int8()), pa.array([300], pa.int16()), pa.int16()),
+        (pa.array([1.5], pa.float32()), pa.array([0.1], pa.float64()), pa.float64()),
+        (pa.array([7], pa.int64()), pa.array([0.25], pa.float32()), pa.float64()),
+    ],
+)
+def test_the_wider_type_wins(
+    log: arrowlog.Log, first: pa.Array, then: pa.Array, widened: pa.DataType
+) -> None:
+    log.append("w", pa.table({"n": first}))
+    log.flush("w")
+    log.append("w", pa.table({"n": then}))
+    for moment in _moments(log, "w"):
+        got = log.sql("SELECT n FROM w ORDER BY _offset").to_arrow().column("n")
+        assert got.type == widened, moment
+        assert got.to_pylist() == first.cast(widened).to_pylist() + then.cast(widened).to_pylist()
+
+
+def test_an_int64_narrower_in_value_keeps_the_declared_type(log: arrowlog.Log) -> None:
+    log.create_stream("w", pa.schema([("n", pa.int32())]))
+    log.append("w", [{"n": 5}])  # JSON-like ints are int64; they fit int32
+    assert log.schema("w").field("n").type == pa.int32()
+
+
+@pytest.mark.parametrize("flush_first", [False, True])
+def test_integers_beyond_2_53_refuse_to_widen_to_double(
+    log: arrowlog.Log, flush_first: bool
+) -> None:
+    big = 2**53 + 1
+    log.append("w", [{"n": big}])
+    if flush_first:
+        log.flush("w")
+    with pytest.raises(
+        InvalidInput, match=r"column 'n' of stream 'w' holds integers up to .* double"
+    ):
+        log.append("w", [{"n": 0.5}])
+    assert log.schema("w").field("n").type == pa.int64()
+    assert _values(log, "w", "n") == [big]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        ({"n": 1.5}, {"n": "x"}, "column 'n' has type string, but stream 'w' has double"),
+        ({"n": "x"}, {"n": 1}, "column 'n' has type int64, but stream 'w' has string"),
+        ({"n": 1.5}, {"n": True}, "column 'n' has type bool, but stream 'w' has double"),
+    ],
+)
+def test_string_number_and_bool_do_not_mix(
+    log: arrowlog.Log, first: dict, then: dict, message: str
+) -> None:
+    log.append("w", [first])
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        log.append("w", [then])

@@ -41,7 +41,9 @@ Plain Flight verbs
 Flight SQL
 ----------
 As ``sql_protocol``'s docstring describes what the ADBC driver sends: prepared statements
-(stateless handles; DataFusion ``$1``-style placeholders, bound positionally; the
+(stateless handles; DataFusion ``$1``-style placeholders, bound positionally as Arrow
+scalars so their types survive; several parameter rows run the statement once per row and
+return the results one after another, under one schema where nullable wins; the
 read-only guard runs when the handle is executed), statement queries, GetCatalogs /
 GetDbSchemas / GetTables / GetTableTypes / GetSqlInfo (transactions: none), and
 ``CommandStatementIngest`` (``adbc_ingest`` modes create, append, create_append; replace
@@ -285,7 +287,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             )
         if isinstance(command, sp.CommandPreparedStatementQuery | sp.TicketStatementQuery):
             sql, params = _statement(command)
-            return self._plan(sql, params).schema, sp.encode_statement_ticket(sql, params)
+            schema, _results = self._plan_rows(sql, params)
+            return schema, sp.encode_statement_ticket(sql, params)
         assert isinstance(command, Message)
         schema = sp.metadata_schema(command)
         if schema is not None:
@@ -329,27 +332,50 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         self, context: flight.ServerCallContext, sql: str, params: pa.RecordBatch | None
     ) -> flight.FlightDataStream:
         """Plan now (errors surface before any data), then stream batch by batch."""
-        rows = range(params.num_rows) if params is not None else range(1)
-        first = self._plan(sql, params)
-        results = (first if i == 0 else self._plan(sql, params, i) for i in rows)
-        return flight.GeneratorStream(first.schema, self._result_batches(context, results))
+        schema, results = self._plan_rows(sql, params)
+        return flight.GeneratorStream(schema, self._result_batches(context, results, schema))
 
     def _plan(self, sql: str, params: pa.RecordBatch | None, row: int = 0) -> QueryResult:
-        """Plan ``sql`` with one row of bound parameters (positional: ``$1``, ``$2``, ...)."""
+        """Plan ``sql`` with one row of bound parameters (positional: ``$1``, ``$2``, ...).
+
+        Parameters are bound as Arrow scalars, never as Python objects: their types survive
+        (int8, float32, timestamp[ns], uint64, struct, map, ...) and no value is lost to
+        Python's range (a year-1 timestamp with a time zone, nanoseconds).
+        """
         values = None
         if params is not None and params.num_columns and params.num_rows:
-            values = [column[row].as_py() for column in params.columns]
+            values = [column[row] for column in params.columns]
         return self._log.sql(sql, params=values)
+
+    def _plan_rows(
+        self, sql: str, params: pa.RecordBatch | None
+    ) -> tuple[pa.Schema, list[QueryResult]]:
+        """Plan ``sql`` once per parameter row; the results' unified schema and the plans.
+
+        The rows' results are sent as one stream, one after another, so they need one
+        schema: a row whose value is NULL gives a nullable column where a value gives a
+        NOT NULL one, and the nullable one wins. All rows are planned before any data is
+        sent, so an error in any row is the call's error, not a broken stream.
+        """
+        rows = params.num_rows if params is not None and params.num_columns else 1
+        results = [self._plan(sql, params, i) for i in range(max(rows, 1))]
+        return _unified_schema(results), results
 
     @map_errors
     def _result_batches(
-        self, context: flight.ServerCallContext, results: Iterable[QueryResult]
+        self,
+        context: flight.ServerCallContext,
+        results: Iterable[QueryResult],
+        schema: pa.Schema,
     ) -> Iterator[pa.RecordBatch]:
         pending: list[pa.RecordBatch] = []
         rows = 0
         next_check = 0.0
         for result in results:
+            same = result.schema.equals(schema)
             for batch in result:
+                if not same:
+                    batch = _conform_batch(batch, schema)
                 # is_cancelled() is a gRPC completion-queue poll that can block on gRPC's
                 # locks (py-spy: ~20% of this thread per 8k-row batch on SELECT *); a
                 # client that leaves also fails the next write, so poll it sparingly.
@@ -753,6 +779,30 @@ def _statement(command: Message) -> tuple[str, pa.RecordBatch | None]:
     if isinstance(command, sp.TicketStatementQuery):
         return sp.decode_prepared_handle(command.statement_handle)
     return sp.decode_prepared_handle(command.prepared_statement_handle)
+
+
+def _unified_schema(results: list[QueryResult]) -> pa.Schema:
+    """One schema for the results of several parameter rows (nullable wins)."""
+    first = results[0].schema
+    if all(r.schema.equals(first) for r in results[1:]):
+        return first
+    try:
+        return pa.unify_schemas([r.schema for r in results], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InvalidInput(
+            f"the parameter rows give results of different types, which cannot be sent as "
+            f"one result: {e}; run the statement once per parameter row instead"
+        ) from None
+
+
+def _conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` (one parameter row's result) cast to the unified schema of all rows."""
+    try:
+        return batch.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        raise InvalidInput(
+            f"a parameter row's result does not fit the result schema {schema}: {e}"
+        ) from None
 
 
 def _partition(command: dict[str, Any]) -> int | None:

@@ -45,7 +45,8 @@ As ``sql_protocol``'s docstring describes what the ADBC driver sends: prepared s
 scalars so their types survive; several parameter rows run the statement once per row and
 return the results one after another, under one schema where nullable wins; the
 read-only guard runs when the handle is executed), statement queries, GetCatalogs /
-GetDbSchemas / GetTables / GetTableTypes / GetSqlInfo (transactions: none), and
+GetDbSchemas / GetTables / GetTableTypes / GetSqlInfo (transactions: none), the session
+options ``catalog`` and ``schema`` (ADBC's current catalog and db schema), and
 ``CommandStatementIngest`` (``adbc_ingest`` modes create, append, create_append; replace
 is refused, arrowlog never deletes acknowledged records). Updates are refused: the SQL
 interface is read-only.
@@ -152,9 +153,16 @@ _SQL_INFO: dict[int, object] = {
     sp.SqlInfo.SQL_NAMED_PARAMETERS_SUPPORTED: False,
 }
 
+# What GetSessionOptions reports: where unqualified table names resolve (ADBC's current
+# catalog and db schema). They are the only ones, so SetSessionOptions can only confirm them.
+_SESSION_OPTIONS: dict[str, sp.SessionOption] = {"catalog": CATALOG, "schema": DB_SCHEMA}
+
 _ACTIONS = {
     sp.ACTION_CREATE_PREPARED_STATEMENT: "Flight SQL: prepare a statement (stateless handle)",
     sp.ACTION_CLOSE_PREPARED_STATEMENT: "Flight SQL: close a prepared statement (no-op)",
+    sp.ACTION_GET_SESSION_OPTIONS: "Session options: the current catalog and schema",
+    sp.ACTION_SET_SESSION_OPTIONS: "Session options: only the current catalog and schema",
+    sp.ACTION_CLOSE_SESSION: "Close the session (no-op: sessions hold no state)",
     "flush": "Write buffered records to Parquet now. Body: a stream name, or empty for all.",
     "compact": "Merge small segments now. Body: a stream name, or empty for all.",
     "describe": "One stream's schema, rows, offsets and bytes as JSON. Body: the stream name.",
@@ -657,6 +665,9 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         handlers: dict[str, Callable[[bytes], list[Any]]] = {
             sp.ACTION_CREATE_PREPARED_STATEMENT: self._create_prepared,
             sp.ACTION_CLOSE_PREPARED_STATEMENT: _close_prepared,
+            sp.ACTION_GET_SESSION_OPTIONS: _get_session_options,
+            sp.ACTION_SET_SESSION_OPTIONS: _set_session_options,
+            sp.ACTION_CLOSE_SESSION: _close_session,
             "flush": self._flush,
             "compact": self._compact,
             "describe": self._describe,
@@ -843,6 +854,28 @@ def _batches(reader: flight.MetadataRecordBatchReader) -> Iterator[pa.RecordBatc
 def _close_prepared(body: bytes) -> list[Any]:
     sp.unpack(body, sp.ActionClosePreparedStatementRequest)
     return []  # handles are stateless: nothing to free
+
+
+def _get_session_options(body: bytes) -> list[Any]:
+    return [flight.Result(sp.encode_session_options(_SESSION_OPTIONS))]
+
+
+def _set_session_options(body: bytes) -> list[Any]:
+    """Accept the options that already hold; report every other one as not set."""
+    errors = {}
+    for name, value in sp.decode_set_session_options(body).items():
+        if name not in _SESSION_OPTIONS:
+            errors[name] = sp.SetSessionOptionError.INVALID_NAME
+        elif value != _SESSION_OPTIONS[name]:
+            errors[name] = sp.SetSessionOptionError.INVALID_VALUE
+    if errors:
+        logger.debug("session options not set: %s", sorted(errors))
+    return [flight.Result(sp.encode_set_session_options_result(errors))]
+
+
+def _close_session(body: bytes) -> list[Any]:
+    closed = sp.CloseSessionResult(status=sp.CloseSessionResult.Status.Value("CLOSED"))
+    return [flight.Result(closed.SerializeToString())]
 
 
 def _stream_from_body(body: bytes, *, required: bool) -> str | None:

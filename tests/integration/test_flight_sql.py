@@ -241,6 +241,26 @@ def test_adbc_get_info(conn: dbapi.Connection) -> None:
     assert info["vendor_arrow_version"] == pa.__version__
 
 
+def test_current_catalog_and_db_schema(conn: dbapi.Connection, logs: str) -> None:
+    # The driver reads them from GetSessionOptions (keys "catalog" and "schema").
+    assert conn.adbc_current_catalog == "arrowlog"
+    assert conn.adbc_current_db_schema == "public"
+    # Setting the only catalog and schema there are is accepted; anything else is refused.
+    conn.adbc_current_catalog = "arrowlog"
+    conn.adbc_current_db_schema = "public"
+    with pytest.raises(dbapi.ProgrammingError, match=r"'catalog' \(invalid value\)"):
+        conn.adbc_current_catalog = "other"
+    with pytest.raises(dbapi.ProgrammingError, match=r"'schema' \(invalid value\)"):
+        conn.adbc_current_db_schema = "other"
+    assert conn.adbc_current_catalog == "arrowlog"
+    # Unqualified names resolve there: the same table either way.
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM arrowlog.public.{logs}")
+        qualified = cur.fetchone()
+        cur.execute(f"SELECT count(*) FROM {logs}")
+        assert cur.fetchone() == qualified
+
+
 def test_transactions_reported_unsupported(flight_server: FlightServer) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

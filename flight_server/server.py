@@ -49,7 +49,9 @@ GetDbSchemas / GetTables / GetTableTypes / GetSqlInfo (transactions: none), the 
 options ``catalog`` and ``schema`` (ADBC's current catalog and db schema), and
 ``CommandStatementIngest`` (``adbc_ingest`` modes create, append, create_append; replace
 is refused, arrowlog never deletes acknowledged records). Updates are refused: the SQL
-interface is read-only.
+interface is read-only. A query sent as an update (ADBC ``executemany``, which returns no
+rows) is refused with INVALID_ARGUMENT naming the alternative: ``cursor.execute(sql, table)``
+runs it once per parameter row.
 
 Results stream batch by batch from the engine (never materialised), coalesced to about
 ``batch_rows`` rows per Flight message: DataFusion's 8192-row batches cost per-message
@@ -110,6 +112,12 @@ _NO_TRANSACTIONS = (
 _READ_ONLY = (
     "arrowlog is read-only through SQL: updates and DDL are refused; append records with "
     "adbc_ingest or a Flight DoPut to the stream"
+)
+
+_QUERY_AS_UPDATE = (
+    "this query was sent as an update (ADBC executemany), and executemany returns no rows; "
+    "to run a query once per parameter row, bind all the rows to one execute: "
+    "cursor.execute(sql, pyarrow_table) returns the rows' results one after another"
 )
 
 # GetSqlInfo: what is true of arrowlog's SQL (DataFusion dialect, read-only, no
@@ -535,7 +543,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         elif isinstance(command, sp.CommandPreparedStatementQuery):
             self._bind(command, reader, writer)
         elif isinstance(command, sp.CommandStatementUpdate | sp.CommandPreparedStatementUpdate):
-            raise ReadOnlyQuery(_READ_ONLY)
+            self._refuse_update(command, reader)
         elif isinstance(command, Message):
             raise _unsupported_here(command, "DoPut")
         else:
@@ -640,6 +648,24 @@ class ArrowlogFlightServer(flight.FlightServerBase):
                     raise
         writer.write(pa.py_buffer(sp.encode_update_result(total)))
 
+    def _refuse_update(self, command: Message, reader: flight.MetadataRecordBatchReader) -> None:
+        """Refuse an update; a query sent as one (``executemany``) learns what runs it.
+
+        The statement is planned with its first parameter row to tell the two apart: the
+        engine refuses DDL/DML itself, and a broken statement reports its own error.
+        """
+        if isinstance(command, sp.CommandStatementUpdate):
+            _refuse_transaction(command)
+            sql, params = command.query, None
+        else:
+            sql, _old = sp.decode_prepared_handle(command.prepared_statement_handle)
+            params = _params(reader)
+        try:
+            self._plan(sql, params)
+        except ReadOnlyQuery:
+            raise ReadOnlyQuery(_READ_ONLY) from None
+        raise InvalidInput(_QUERY_AS_UPDATE)
+
     def _bind(
         self,
         command: Message,
@@ -647,11 +673,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         writer: flight.FlightMetadataWriter,
     ) -> None:
         sql, _old = sp.decode_prepared_handle(command.prepared_statement_handle)
-        batches = [b for b in _batches(reader) if b.num_rows]
-        params = None
-        if batches and reader.schema.names:
-            params = pa.Table.from_batches(batches, schema=reader.schema).combine_chunks()
-        handle = sp.encode_prepared_handle(sql, params)
+        handle = sp.encode_prepared_handle(sql, _params(reader))
         writer.write(pa.py_buffer(sp.encode_put_prepared_result(handle)))
 
     # -- DoAction ------------------------------------------------------------------------
@@ -849,6 +871,14 @@ def _batches(reader: flight.MetadataRecordBatchReader) -> Iterator[pa.RecordBatc
             raise InvalidInput(f"could not read the uploaded Arrow stream: {e}") from e
         if chunk.data is not None:
             yield chunk.data
+
+
+def _params(reader: flight.MetadataRecordBatchReader) -> pa.RecordBatch | None:
+    """The parameter rows of a DoPut as one batch, or None when none were sent."""
+    batches = [b for b in _batches(reader) if b.num_rows]
+    if not batches or not reader.schema.names:
+        return None
+    return pa.concat_batches(batches)
 
 
 def _close_prepared(body: bytes) -> list[Any]:

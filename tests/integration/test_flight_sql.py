@@ -391,6 +391,23 @@ def test_update_refused(conn: dbapi.Connection, logs: str) -> None:
         assert cur.fetchone() == (SEED_ROWS,)
 
 
+def test_executemany_of_a_query_names_the_alternative(conn: dbapi.Connection, logs: str) -> None:
+    # executemany is an update (DB-API: no result set), and SQL is read-only here: a query
+    # there is refused with INVALID_ARGUMENT naming what runs it once per parameter row.
+    query = f"SELECT n FROM {logs} WHERE n = $1"
+    with conn.cursor() as cur, pytest.raises(dbapi.ProgrammingError) as info:
+        cur.executemany(query, [(1,), (2,)])
+    assert "INVALID_ARGUMENT" in str(info.value)
+    assert "executemany returns no rows" in str(info.value)
+    assert "cursor.execute(sql, pyarrow_table)" in str(info.value)
+    with conn.cursor() as cur:  # the alternative: one result per row, one after another
+        cur.execute(query, pa.table({"p": [1, 2, 999]}))
+        assert cur.fetchall() == [(1,), (2,), (999,)]
+    # A broken statement reports its own error, not the executemany advice.
+    with conn.cursor() as cur, pytest.raises(dbapi.ProgrammingError, match="ParserError"):
+        cur.executemany("SELEC $1", [(1,)])
+
+
 # -- auth ------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -114,6 +115,11 @@ _READ_ONLY = (
     "adbc_ingest or a Flight DoPut to the stream"
 )
 
+# The first keyword of a statement that reads (comments and parentheses skipped).
+_QUERY_START = re.compile(
+    r"(?:\s|--[^\n]*\n?|/\*.*?\*/|\()*(?:SELECT|WITH|VALUES|EXPLAIN|SHOW|DESCRIBE|TABLE)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 _QUERY_AS_UPDATE = (
     "this query was sent as an update (ADBC executemany), and executemany returns no rows; "
     "to run a query once per parameter row, bind all the rows to one execute: "
@@ -652,10 +658,10 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         """Refuse an update; a query sent as one (``executemany``) learns what runs it.
 
         The statement is planned with its first parameter row to tell the two apart: the
-        engine refuses DDL/DML itself, and a broken statement reports its own error.
+        engine refuses DDL/DML itself. A query that does not plan reports its own error;
+        anything else that does not plan (DML on a missing table) is refused as an update.
         """
         if isinstance(command, sp.CommandStatementUpdate):
-            _refuse_transaction(command)
             sql, params = command.query, None
         else:
             sql, _old = sp.decode_prepared_handle(command.prepared_statement_handle)
@@ -663,6 +669,10 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         try:
             self._plan(sql, params)
         except ReadOnlyQuery:
+            raise ReadOnlyQuery(_READ_ONLY) from None
+        except (InvalidInput, StreamNotFound):
+            if _QUERY_START.match(sql):
+                raise
             raise ReadOnlyQuery(_READ_ONLY) from None
         raise InvalidInput(_QUERY_AS_UPDATE)
 

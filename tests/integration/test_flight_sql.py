@@ -403,9 +403,12 @@ def test_executemany_of_a_query_names_the_alternative(conn: dbapi.Connection, lo
     with conn.cursor() as cur:  # the alternative: one result per row, one after another
         cur.execute(query, pa.table({"p": [1, 2, 999]}))
         assert cur.fetchall() == [(1,), (2,), (999,)]
-    # A broken statement reports its own error, not the executemany advice.
-    with conn.cursor() as cur, pytest.raises(dbapi.ProgrammingError, match="ParserError"):
-        cur.executemany("SELEC $1", [(1,)])
+    # A query that does not plan reports its own error, not the executemany advice; DML
+    # on a missing table is still refused as an update.
+    with conn.cursor() as cur, pytest.raises(dbapi.ProgrammingError, match="NOT_FOUND"):
+        cur.executemany("SELECT * FROM no_such_stream WHERE n = $1", [(1,)])
+    with conn.cursor() as cur, pytest.raises(dbapi.Error, match="read-only through SQL"):
+        cur.executemany("INSERT INTO no_such_stream (n) VALUES ($1)", [(1,)])
 
 
 # -- auth ------------------------------------------------------------------------------------

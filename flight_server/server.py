@@ -41,12 +41,17 @@ Plain Flight verbs
 Flight SQL
 ----------
 As ``sql_protocol``'s docstring describes what the ADBC driver sends: prepared statements
-(stateless handles; DataFusion ``$1``-style placeholders, bound positionally; the
+(stateless handles; DataFusion ``$1``-style placeholders, bound positionally as Arrow
+scalars so their types survive; several parameter rows run the statement once per row and
+return the results one after another, under one schema where nullable wins; the
 read-only guard runs when the handle is executed), statement queries, GetCatalogs /
-GetDbSchemas / GetTables / GetTableTypes / GetSqlInfo (transactions: none), and
+GetDbSchemas / GetTables / GetTableTypes / GetSqlInfo (transactions: none), the session
+options ``catalog`` and ``schema`` (ADBC's current catalog and db schema), and
 ``CommandStatementIngest`` (``adbc_ingest`` modes create, append, create_append; replace
 is refused, arrowlog never deletes acknowledged records). Updates are refused: the SQL
-interface is read-only.
+interface is read-only. A query sent as an update (ADBC ``executemany``, which returns no
+rows) is refused with INVALID_ARGUMENT naming the alternative: ``cursor.execute(sql, table)``
+runs it once per parameter row.
 
 Results stream batch by batch from the engine (never materialised), coalesced to about
 ``batch_rows`` rows per Flight message: DataFusion's 8192-row batches cost per-message
@@ -59,6 +64,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -109,6 +115,17 @@ _READ_ONLY = (
     "adbc_ingest or a Flight DoPut to the stream"
 )
 
+# The first keyword of a statement that reads (comments and parentheses skipped).
+_QUERY_START = re.compile(
+    r"(?:\s|--[^\n]*\n?|/\*.*?\*/|\()*(?:SELECT|WITH|VALUES|EXPLAIN|SHOW|DESCRIBE|TABLE)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_QUERY_AS_UPDATE = (
+    "this query was sent as an update (ADBC executemany), and executemany returns no rows; "
+    "to run a query once per parameter row, bind all the rows to one execute: "
+    "cursor.execute(sql, pyarrow_table) returns the rows' results one after another"
+)
+
 # GetSqlInfo: what is true of arrowlog's SQL (DataFusion dialect, read-only, no
 # transactions). ADBC reads FLIGHT_SQL_SERVER_TRANSACTION to decide on autocommit.
 _SQL_INFO: dict[int, object] = {
@@ -150,9 +167,16 @@ _SQL_INFO: dict[int, object] = {
     sp.SqlInfo.SQL_NAMED_PARAMETERS_SUPPORTED: False,
 }
 
+# What GetSessionOptions reports: where unqualified table names resolve (ADBC's current
+# catalog and db schema). They are the only ones, so SetSessionOptions can only confirm them.
+_SESSION_OPTIONS: dict[str, sp.SessionOption] = {"catalog": CATALOG, "schema": DB_SCHEMA}
+
 _ACTIONS = {
     sp.ACTION_CREATE_PREPARED_STATEMENT: "Flight SQL: prepare a statement (stateless handle)",
     sp.ACTION_CLOSE_PREPARED_STATEMENT: "Flight SQL: close a prepared statement (no-op)",
+    sp.ACTION_GET_SESSION_OPTIONS: "Session options: the current catalog and schema",
+    sp.ACTION_SET_SESSION_OPTIONS: "Session options: only the current catalog and schema",
+    sp.ACTION_CLOSE_SESSION: "Close the session (no-op: sessions hold no state)",
     "flush": "Write buffered records to Parquet now. Body: a stream name, or empty for all.",
     "compact": "Merge small segments now. Body: a stream name, or empty for all.",
     "describe": "One stream's schema, rows, offsets and bytes as JSON. Body: the stream name.",
@@ -285,7 +309,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             )
         if isinstance(command, sp.CommandPreparedStatementQuery | sp.TicketStatementQuery):
             sql, params = _statement(command)
-            return self._plan(sql, params).schema, sp.encode_statement_ticket(sql, params)
+            schema, _results = self._plan_rows(sql, params)
+            return schema, sp.encode_statement_ticket(sql, params)
         assert isinstance(command, Message)
         schema = sp.metadata_schema(command)
         if schema is not None:
@@ -329,27 +354,50 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         self, context: flight.ServerCallContext, sql: str, params: pa.RecordBatch | None
     ) -> flight.FlightDataStream:
         """Plan now (errors surface before any data), then stream batch by batch."""
-        rows = range(params.num_rows) if params is not None else range(1)
-        first = self._plan(sql, params)
-        results = (first if i == 0 else self._plan(sql, params, i) for i in rows)
-        return flight.GeneratorStream(first.schema, self._result_batches(context, results))
+        schema, results = self._plan_rows(sql, params)
+        return flight.GeneratorStream(schema, self._result_batches(context, results, schema))
 
     def _plan(self, sql: str, params: pa.RecordBatch | None, row: int = 0) -> QueryResult:
-        """Plan ``sql`` with one row of bound parameters (positional: ``$1``, ``$2``, ...)."""
+        """Plan ``sql`` with one row of bound parameters (positional: ``$1``, ``$2``, ...).
+
+        Parameters are bound as Arrow scalars, never as Python objects: their types survive
+        (int8, float32, timestamp[ns], uint64, struct, map, ...) and no value is lost to
+        Python's range (a year-1 timestamp with a time zone, nanoseconds).
+        """
         values = None
         if params is not None and params.num_columns and params.num_rows:
-            values = [column[row].as_py() for column in params.columns]
+            values = [column[row] for column in params.columns]
         return self._log.sql(sql, params=values)
+
+    def _plan_rows(
+        self, sql: str, params: pa.RecordBatch | None
+    ) -> tuple[pa.Schema, list[QueryResult]]:
+        """Plan ``sql`` once per parameter row; the results' unified schema and the plans.
+
+        The rows' results are sent as one stream, one after another, so they need one
+        schema: a row whose value is NULL gives a nullable column where a value gives a
+        NOT NULL one, and the nullable one wins. All rows are planned before any data is
+        sent, so an error in any row is the call's error, not a broken stream.
+        """
+        rows = params.num_rows if params is not None and params.num_columns else 1
+        results = [self._plan(sql, params, i) for i in range(max(rows, 1))]
+        return _unified_schema(results), results
 
     @map_errors
     def _result_batches(
-        self, context: flight.ServerCallContext, results: Iterable[QueryResult]
+        self,
+        context: flight.ServerCallContext,
+        results: Iterable[QueryResult],
+        schema: pa.Schema,
     ) -> Iterator[pa.RecordBatch]:
         pending: list[pa.RecordBatch] = []
         rows = 0
         next_check = 0.0
         for result in results:
+            same = result.schema.equals(schema)
             for batch in result:
+                if not same:
+                    batch = _conform_batch(batch, schema)
                 # is_cancelled() is a gRPC completion-queue poll that can block on gRPC's
                 # locks (py-spy: ~20% of this thread per 8k-row batch on SELECT *); a
                 # client that leaves also fails the next write, so poll it sparingly.
@@ -501,7 +549,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         elif isinstance(command, sp.CommandPreparedStatementQuery):
             self._bind(command, reader, writer)
         elif isinstance(command, sp.CommandStatementUpdate | sp.CommandPreparedStatementUpdate):
-            raise ReadOnlyQuery(_READ_ONLY)
+            self._refuse_update(command, reader)
         elif isinstance(command, Message):
             raise _unsupported_here(command, "DoPut")
         else:
@@ -606,6 +654,28 @@ class ArrowlogFlightServer(flight.FlightServerBase):
                     raise
         writer.write(pa.py_buffer(sp.encode_update_result(total)))
 
+    def _refuse_update(self, command: Message, reader: flight.MetadataRecordBatchReader) -> None:
+        """Refuse an update; a query sent as one (``executemany``) learns what runs it.
+
+        The statement is planned with its first parameter row to tell the two apart: the
+        engine refuses DDL/DML itself. A query that does not plan reports its own error;
+        anything else that does not plan (DML on a missing table) is refused as an update.
+        """
+        if isinstance(command, sp.CommandStatementUpdate):
+            sql, params = command.query, None
+        else:
+            sql, _old = sp.decode_prepared_handle(command.prepared_statement_handle)
+            params = _params(reader)
+        try:
+            self._plan(sql, params)
+        except ReadOnlyQuery:
+            raise ReadOnlyQuery(_READ_ONLY) from None
+        except (InvalidInput, StreamNotFound):
+            if _QUERY_START.match(sql):
+                raise
+            raise ReadOnlyQuery(_READ_ONLY) from None
+        raise InvalidInput(_QUERY_AS_UPDATE)
+
     def _bind(
         self,
         command: Message,
@@ -613,11 +683,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         writer: flight.FlightMetadataWriter,
     ) -> None:
         sql, _old = sp.decode_prepared_handle(command.prepared_statement_handle)
-        batches = [b for b in _batches(reader) if b.num_rows]
-        params = None
-        if batches and reader.schema.names:
-            params = pa.Table.from_batches(batches, schema=reader.schema).combine_chunks()
-        handle = sp.encode_prepared_handle(sql, params)
+        handle = sp.encode_prepared_handle(sql, _params(reader))
         writer.write(pa.py_buffer(sp.encode_put_prepared_result(handle)))
 
     # -- DoAction ------------------------------------------------------------------------
@@ -631,6 +697,9 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         handlers: dict[str, Callable[[bytes], list[Any]]] = {
             sp.ACTION_CREATE_PREPARED_STATEMENT: self._create_prepared,
             sp.ACTION_CLOSE_PREPARED_STATEMENT: _close_prepared,
+            sp.ACTION_GET_SESSION_OPTIONS: _get_session_options,
+            sp.ACTION_SET_SESSION_OPTIONS: _set_session_options,
+            sp.ACTION_CLOSE_SESSION: _close_session,
             "flush": self._flush,
             "compact": self._compact,
             "describe": self._describe,
@@ -755,6 +824,30 @@ def _statement(command: Message) -> tuple[str, pa.RecordBatch | None]:
     return sp.decode_prepared_handle(command.prepared_statement_handle)
 
 
+def _unified_schema(results: list[QueryResult]) -> pa.Schema:
+    """One schema for the results of several parameter rows (nullable wins)."""
+    first = results[0].schema
+    if all(r.schema.equals(first) for r in results[1:]):
+        return first
+    try:
+        return pa.unify_schemas([r.schema for r in results], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InvalidInput(
+            f"the parameter rows give results of different types, which cannot be sent as "
+            f"one result: {e}; run the statement once per parameter row instead"
+        ) from None
+
+
+def _conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` (one parameter row's result) cast to the unified schema of all rows."""
+    try:
+        return batch.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        raise InvalidInput(
+            f"a parameter row's result does not fit the result schema {schema}: {e}"
+        ) from None
+
+
 def _partition(command: dict[str, Any]) -> int | None:
     """The ``partition`` of a read or tail ticket (streams of several partitions need one)."""
     value = command.get("partition")
@@ -790,9 +883,39 @@ def _batches(reader: flight.MetadataRecordBatchReader) -> Iterator[pa.RecordBatc
             yield chunk.data
 
 
+def _params(reader: flight.MetadataRecordBatchReader) -> pa.RecordBatch | None:
+    """The parameter rows of a DoPut as one batch, or None when none were sent."""
+    batches = [b for b in _batches(reader) if b.num_rows]
+    if not batches or not reader.schema.names:
+        return None
+    return pa.concat_batches(batches)
+
+
 def _close_prepared(body: bytes) -> list[Any]:
     sp.unpack(body, sp.ActionClosePreparedStatementRequest)
     return []  # handles are stateless: nothing to free
+
+
+def _get_session_options(body: bytes) -> list[Any]:
+    return [flight.Result(sp.encode_session_options(_SESSION_OPTIONS))]
+
+
+def _set_session_options(body: bytes) -> list[Any]:
+    """Accept the options that already hold; report every other one as not set."""
+    errors = {}
+    for name, value in sp.decode_set_session_options(body).items():
+        if name not in _SESSION_OPTIONS:
+            errors[name] = sp.SetSessionOptionError.INVALID_NAME
+        elif value != _SESSION_OPTIONS[name]:
+            errors[name] = sp.SetSessionOptionError.INVALID_VALUE
+    if errors:
+        logger.debug("session options not set: %s", sorted(errors))
+    return [flight.Result(sp.encode_set_session_options_result(errors))]
+
+
+def _close_session(body: bytes) -> list[Any]:
+    closed = sp.CloseSessionResult(status=sp.CloseSessionResult.Status.Value("CLOSED"))
+    return [flight.Result(closed.SerializeToString())]
 
 
 def _stream_from_body(body: bytes, *, required: bool) -> str | None:

@@ -17,6 +17,8 @@ What it provides
 * The Arrow schemas the spec fixes for metadata results (``GET_*_SCHEMA``) and builders
   that return tables with exactly those schemas.
 * :class:`SqlInfo` ids and :func:`sql_info_table` for ``CommandGetSqlInfo``.
+* Plain Flight's session-option messages (``SessionOptionValue``, ``GetSessionOptionsResult``,
+  ...; package ``arrow.flight.protocol``), sent raw, and their encoders.
 * Stateless prepared-statement handles and statement tickets: the SQL text (and the IPC
   bytes of bound parameters) live inside the handle, so any server process can serve any
   handle and a DoGet can be retried.
@@ -50,9 +52,17 @@ Connect (``adbc_driver_flightsql.dbapi.connect(uri)``)
     With support, it sends DoAction ``BeginTransaction`` right away, puts the returned
     ``transaction_id`` (must be non-empty) into every later command, and ``commit()`` /
     ``rollback()`` send ``EndTransaction`` followed by a new ``BeginTransaction``.
-    ``GetSessionOptions`` (only for the current catalog/schema options) answered
-    INVALID_ARGUMENT or UNIMPLEMENTED is tolerated. ``conn.close()`` sends DoAction
-    ``CloseSession`` (a plain Flight action); an error there is ignored.
+    ``conn.close()`` sends DoAction ``CloseSession`` (a plain Flight action); an error
+    there is ignored.
+
+``adbc_current_catalog`` / ``adbc_current_db_schema`` (``adbc.connection.catalog`` /
+``adbc.connection.db_schema``)
+    DoAction ``GetSessionOptions`` (plain Flight; body and result are the raw
+    ``GetSessionOptionsRequest`` / ``GetSessionOptionsResult``, no Any); the driver reads
+    the string options ``catalog`` and ``schema``. A reply without them, or INVALID_ARGUMENT
+    or UNIMPLEMENTED, makes it answer NOT_FOUND "current catalog not supported". Setting
+    them sends ``SetSessionOptions``; any entry in the result's ``errors`` map fails the
+    call with INVALID_ARGUMENT naming the option ("'catalog' (invalid value)").
 
 ``cursor.execute(sql[, params])`` (also ``pandas.read_sql``, ``polars.read_database``)
     1. DoAction type ``CreatePreparedStatement``, body Any(``ActionCreatePreparedStatementRequest
@@ -144,10 +154,13 @@ __all__ = [
     "ACTION_BEGIN_TRANSACTION",
     "ACTION_CANCEL_QUERY",
     "ACTION_CLOSE_PREPARED_STATEMENT",
+    "ACTION_CLOSE_SESSION",
     "ACTION_CREATE_PREPARED_STATEMENT",
     "ACTION_CREATE_PREPARED_SUBSTRAIT_PLAN",
     "ACTION_END_SAVEPOINT",
     "ACTION_END_TRANSACTION",
+    "ACTION_GET_SESSION_OPTIONS",
+    "ACTION_SET_SESSION_OPTIONS",
     "GET_CATALOGS_SCHEMA",
     "GET_CROSS_REFERENCE_SCHEMA",
     "GET_DB_SCHEMAS_SCHEMA",
@@ -161,6 +174,8 @@ __all__ = [
     "GET_XDBC_TYPE_INFO_SCHEMA",
     "MESSAGE_CLASSES",
     "PACKAGE",
+    "SESSION_MESSAGE_CLASSES",
+    "SESSION_PACKAGE",
     "SQL_INFO_VALUE_TYPE",
     "TYPE_URL_PREFIX",
     "ActionBeginSavepointRequest",
@@ -177,6 +192,8 @@ __all__ = [
     "ActionEndTransactionRequest",
     "Bitmask",
     "BytesLike",
+    "CloseSessionRequest",
+    "CloseSessionResult",
     "CommandGetCatalogs",
     "CommandGetCrossReference",
     "CommandGetDbSchemas",
@@ -195,7 +212,14 @@ __all__ = [
     "CommandStatementUpdate",
     "DoPutPreparedStatementResult",
     "DoPutUpdateResult",
+    "GetSessionOptionsRequest",
+    "GetSessionOptionsResult",
     "ProtocolError",
+    "SessionOption",
+    "SessionOptionValue",
+    "SetSessionOptionError",
+    "SetSessionOptionsRequest",
+    "SetSessionOptionsResult",
     "SqlInfo",
     "SqlNullOrdering",
     "SqlSupportedCaseSensitivity",
@@ -209,11 +233,15 @@ __all__ = [
     "catalogs_table",
     "db_schemas_table",
     "decode_prepared_handle",
+    "decode_session_options",
+    "decode_set_session_options",
     "decode_statement_ticket",
     "decode_update_result",
     "encode_prepared_handle",
     "encode_prepared_statement_result",
     "encode_put_prepared_result",
+    "encode_session_options",
+    "encode_set_session_options_result",
     "encode_statement_ticket",
     "encode_update_result",
     "filter_db_schemas",
@@ -234,6 +262,7 @@ logger = logging.getLogger(__name__)
 BytesLike = bytes | bytearray | memoryview | pa.Buffer
 
 PACKAGE = "arrow.flight.protocol.sql"
+SESSION_PACKAGE = "arrow.flight.protocol"
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
 # DoAction ``type`` strings: the message name without "Action" and "Request".
@@ -245,6 +274,10 @@ ACTION_END_TRANSACTION = "EndTransaction"
 ACTION_BEGIN_SAVEPOINT = "BeginSavepoint"
 ACTION_END_SAVEPOINT = "EndSavepoint"
 ACTION_CANCEL_QUERY = "CancelQuery"
+# Plain Flight's session actions; their bodies are raw messages (no Any).
+ACTION_GET_SESSION_OPTIONS = "GetSessionOptions"
+ACTION_SET_SESSION_OPTIONS = "SetSessionOptions"
+ACTION_CLOSE_SESSION = "CloseSession"
 
 
 class ProtocolError(InvalidInput, ValueError):
@@ -268,14 +301,18 @@ _SCALARS = {
     "int32": _FDP.TYPE_INT32,
     "int64": _FDP.TYPE_INT64,
     "uint32": _FDP.TYPE_UINT32,
+    "sfixed64": _FDP.TYPE_SFIXED64,
+    "double": _FDP.TYPE_DOUBLE,
 }
 
 
 class _Field(NamedTuple):
     name: str
     number: int
-    kind: str  # a key of _SCALARS, "msg:<Name>" or "enum:<Name>" (names relative to PACKAGE)
-    label: str = ""  # "", "optional" (proto3 explicit presence), "repeated" or "map"
+    kind: str  # a key of _SCALARS, "msg:<Name>" or "enum:<Name>" (names relative to the package)
+    # "", "optional" (proto3 explicit presence), "repeated", "map" (string keys) or
+    # "oneof:<name>" (a member of that oneof)
+    label: str = ""
 
 
 class _Msg(NamedTuple):
@@ -484,7 +521,60 @@ _MESSAGES: tuple[_Msg, ...] = (
 )
 
 
-def _describe(spec: _Msg, proto: descriptor_pb2.DescriptorProto) -> None:
+# Session options of plain Flight (``format/Flight.proto``, package arrow.flight.protocol).
+# They travel as the raw message in ``Action.body`` / ``Result.body``, not in an Any.
+_SESSION_MESSAGES: tuple[_Msg, ...] = (
+    _Msg(
+        "SessionOptionValue",
+        (
+            _Field("string_value", 1, "string", "oneof:option_value"),
+            _Field("bool_value", 2, "bool", "oneof:option_value"),
+            _Field("int64_value", 3, "sfixed64", "oneof:option_value"),
+            _Field("double_value", 4, "double", "oneof:option_value"),
+            _Field(
+                "string_list_value",
+                5,
+                "msg:SessionOptionValue.StringListValue",
+                "oneof:option_value",
+            ),
+        ),
+        nested=(_Msg("StringListValue", (_Field("values", 1, "string", "repeated"),)),),
+    ),
+    _Msg(
+        "SetSessionOptionsRequest",
+        (_Field("session_options", 1, "msg:SessionOptionValue", "map"),),
+    ),
+    _Msg(
+        "SetSessionOptionsResult",
+        (_Field("errors", 1, "msg:SetSessionOptionsResult.Error", "map"),),
+        enums=(
+            (
+                "ErrorValue",
+                (("UNSPECIFIED", 0), ("INVALID_NAME", 1), ("INVALID_VALUE", 2), ("ERROR", 3)),
+            ),
+        ),
+        nested=(_Msg("Error", (_Field("value", 1, "enum:SetSessionOptionsResult.ErrorValue"),)),),
+    ),
+    _Msg("GetSessionOptionsRequest"),
+    _Msg(
+        "GetSessionOptionsResult",
+        (_Field("session_options", 1, "msg:SessionOptionValue", "map"),),
+    ),
+    _Msg("CloseSessionRequest"),
+    _Msg(
+        "CloseSessionResult",
+        (_Field("status", 1, "enum:CloseSessionResult.Status"),),
+        enums=(
+            (
+                "Status",
+                (("UNSPECIFIED", 0), ("CLOSED", 1), ("CLOSING", 2), ("NOT_CLOSEABLE", 3)),
+            ),
+        ),
+    ),
+)
+
+
+def _describe(spec: _Msg, proto: descriptor_pb2.DescriptorProto, package: str = PACKAGE) -> None:
     """Fill ``proto`` from ``spec`` (proto3 rules: synthetic oneofs, map entry messages)."""
     proto.name = spec.name
     for enum_name, values in spec.enums:
@@ -492,7 +582,13 @@ def _describe(spec: _Msg, proto: descriptor_pb2.DescriptorProto) -> None:
         for value_name, number in values:
             enum_proto.value.add(name=value_name, number=number)
     for nested in spec.nested:
-        _describe(nested, proto.nested_type.add())
+        _describe(nested, proto.nested_type.add(), package)
+    # Real oneofs are declared before the synthetic ones of proto3 `optional` fields.
+    for field in spec.fields:
+        if field.label.startswith("oneof:"):
+            name = field.label.partition(":")[2]
+            if name not in [o.name for o in proto.oneof_decl]:
+                proto.oneof_decl.add(name=name)
     for field in spec.fields:
         fp = proto.field.add(name=field.name, number=field.number, label=_FDP.LABEL_OPTIONAL)
         if field.label == "map":
@@ -501,23 +597,18 @@ def _describe(spec: _Msg, proto: descriptor_pb2.DescriptorProto) -> None:
             entry = proto.nested_type.add(name=entry_name)
             entry.options.map_entry = True
             entry.field.add(name="key", number=1, label=_FDP.LABEL_OPTIONAL, type=_FDP.TYPE_STRING)
-            entry.field.add(
-                name="value", number=2, label=_FDP.LABEL_OPTIONAL, type=_SCALARS[field.kind]
-            )
+            value = entry.field.add(name="value", number=2, label=_FDP.LABEL_OPTIONAL)
+            _set_type(value, field.kind, package)
             fp.label = _FDP.LABEL_REPEATED
             fp.type = _FDP.TYPE_MESSAGE
-            fp.type_name = f".{PACKAGE}.{spec.name}.{entry_name}"
+            fp.type_name = f".{package}.{spec.name}.{entry_name}"
             continue
-        if field.kind.startswith("msg:"):
-            fp.type = _FDP.TYPE_MESSAGE
-            fp.type_name = f".{PACKAGE}.{field.kind[4:]}"
-        elif field.kind.startswith("enum:"):
-            fp.type = _FDP.TYPE_ENUM
-            fp.type_name = f".{PACKAGE}.{field.kind[5:]}"
-        else:
-            fp.type = _SCALARS[field.kind]
+        _set_type(fp, field.kind, package)
         if field.label == "repeated":
             fp.label = _FDP.LABEL_REPEATED
+        elif field.label.startswith("oneof:"):
+            name = field.label.partition(":")[2]
+            fp.oneof_index = [o.name for o in proto.oneof_decl].index(name)
         elif field.label == "optional":
             # proto3 `optional` = a synthetic one-field oneof named "_<field>".
             fp.proto3_optional = True
@@ -525,21 +616,36 @@ def _describe(spec: _Msg, proto: descriptor_pb2.DescriptorProto) -> None:
             proto.oneof_decl.add(name=f"_{field.name}")
 
 
+def _set_type(fp: descriptor_pb2.FieldDescriptorProto, kind: str, package: str) -> None:
+    if kind.startswith("msg:"):
+        fp.type = _FDP.TYPE_MESSAGE
+        fp.type_name = f".{package}.{kind[4:]}"
+    elif kind.startswith("enum:"):
+        fp.type = _FDP.TYPE_ENUM
+        fp.type_name = f".{package}.{kind[5:]}"
+    else:
+        fp.type = _SCALARS[kind]
+
+
 def _build_classes() -> dict[str, type[Message]]:
-    file_proto = descriptor_pb2.FileDescriptorProto(
-        name="arrowlog/flight_sql.proto", package=PACKAGE, syntax="proto3"
-    )
-    for spec in _MESSAGES:
-        _describe(spec, file_proto.message_type.add())
     # A private pool: another library registering the same names cannot clash with ours.
     pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(file_proto.SerializeToString())
-    return {
-        spec.name: message_factory.GetMessageClass(
-            pool.FindMessageTypeByName(f"{PACKAGE}.{spec.name}")
+    classes: dict[str, type[Message]] = {}
+    for file_name, package, specs in (
+        ("arrowlog/flight_sql.proto", PACKAGE, _MESSAGES),
+        ("arrowlog/flight_session.proto", SESSION_PACKAGE, _SESSION_MESSAGES),
+    ):
+        file_proto = descriptor_pb2.FileDescriptorProto(
+            name=file_name, package=package, syntax="proto3"
         )
-        for spec in _MESSAGES
-    }
+        for spec in specs:
+            _describe(spec, file_proto.message_type.add(), package)
+        pool.AddSerializedFile(file_proto.SerializeToString())
+        for spec in specs:
+            classes[spec.name] = message_factory.GetMessageClass(
+                pool.FindMessageTypeByName(f"{package}.{spec.name}")
+            )
+    return classes
 
 
 _CLASSES = _build_classes()
@@ -578,8 +684,23 @@ ActionCancelQueryRequest = _CLASSES["ActionCancelQueryRequest"]
 ActionCancelQueryResult = _CLASSES["ActionCancelQueryResult"]
 
 #: Every message class, by short name (e.g. ``"CommandGetTables"``).
-MESSAGE_CLASSES: Mapping[str, type[Message]] = dict(_CLASSES)
-_BY_FULL_NAME = {f"{PACKAGE}.{name}": cls for name, cls in _CLASSES.items()}
+MESSAGE_CLASSES: Mapping[str, type[Message]] = {
+    spec.name: _CLASSES[spec.name] for spec in _MESSAGES
+}
+_BY_FULL_NAME = {f"{PACKAGE}.{name}": cls for name, cls in MESSAGE_CLASSES.items()}
+
+SessionOptionValue = _CLASSES["SessionOptionValue"]
+SetSessionOptionsRequest = _CLASSES["SetSessionOptionsRequest"]
+SetSessionOptionsResult = _CLASSES["SetSessionOptionsResult"]
+GetSessionOptionsRequest = _CLASSES["GetSessionOptionsRequest"]
+GetSessionOptionsResult = _CLASSES["GetSessionOptionsResult"]
+CloseSessionRequest = _CLASSES["CloseSessionRequest"]
+CloseSessionResult = _CLASSES["CloseSessionResult"]
+
+#: Plain Flight's session messages, by short name. Sent raw, never in an Any.
+SESSION_MESSAGE_CLASSES: Mapping[str, type[Message]] = {
+    spec.name: _CLASSES[spec.name] for spec in _SESSION_MESSAGES
+}
 
 
 class TableNotExistOption(enum.IntEnum):
@@ -760,6 +881,101 @@ def encode_prepared_statement_result(
     if is_update is not None:
         result.is_update = is_update
     return pack(result)
+
+
+# ---------------------------------------------------------------------------------------
+# Session options (plain Flight actions; ADBC reads the current catalog and schema here).
+
+#: A session option's value as Python sees it; None is an option without a value.
+SessionOption = str | bool | int | float | list[str] | None
+
+
+class SetSessionOptionError(enum.IntEnum):
+    """``SetSessionOptionsResult.ErrorValue``: why one option was not set."""
+
+    UNSPECIFIED = 0
+    INVALID_NAME = 1
+    INVALID_VALUE = 2
+    ERROR = 3
+
+
+def _option_value(value: SessionOption) -> Message:
+    message = SessionOptionValue()
+    if value is None:
+        pass
+    elif isinstance(value, str):
+        message.string_value = value
+    elif isinstance(value, bool):
+        message.bool_value = value
+    elif isinstance(value, int):
+        message.int64_value = value
+    elif isinstance(value, float):
+        message.double_value = value
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        message.string_list_value.values.extend(value)
+    else:
+        raise TypeError(f"a session option cannot hold a {type(value).__name__}")
+    return message
+
+
+def _option_python(message: Message) -> SessionOption:
+    which = message.WhichOneof("option_value")
+    if which is None:
+        return None
+    if which == "string_list_value":
+        return list(message.string_list_value.values)
+    return getattr(message, which)
+
+
+def encode_session_options(options: Mapping[str, SessionOption]) -> bytes:
+    """The ``Result.body`` answering ``GetSessionOptions``: a raw ``GetSessionOptionsResult``.
+
+    Example: ``encode_session_options({"catalog": "arrowlog", "schema": "public"})``
+    """
+    result = GetSessionOptionsResult()
+    for name, value in options.items():
+        result.session_options[name].CopyFrom(_option_value(value))
+    return result.SerializeToString(deterministic=True)
+
+
+def decode_session_options(data: BytesLike) -> dict[str, SessionOption]:
+    """The options of a raw ``GetSessionOptionsResult`` (the client side of the above).
+
+    Raises:
+        ProtocolError: the bytes do not decode.
+    """
+    return _decode_options(data, GetSessionOptionsResult)
+
+
+def decode_set_session_options(data: BytesLike) -> dict[str, SessionOption]:
+    """The options a raw ``SetSessionOptionsRequest`` (a ``SetSessionOptions`` body) asks for.
+
+    Raises:
+        ProtocolError: the bytes do not decode.
+    """
+    return _decode_options(data, SetSessionOptionsRequest)
+
+
+def _decode_options(data: BytesLike, cls: type[Message]) -> dict[str, SessionOption]:
+    message = cls()
+    try:
+        message.ParseFromString(bytes(data))
+    except DecodeError as exc:
+        raise ProtocolError(
+            f"could not decode {cls.DESCRIPTOR.name} from {_preview(bytes(data))}"
+        ) from exc
+    return {name: _option_python(value) for name, value in message.session_options.items()}
+
+
+def encode_set_session_options_result(errors: Mapping[str, SetSessionOptionError]) -> bytes:
+    """The ``Result.body`` answering ``SetSessionOptions``: one error per option not set.
+
+    Example: ``encode_set_session_options_result({"catalog": SetSessionOptionError.INVALID_VALUE})``
+    """
+    result = SetSessionOptionsResult()
+    for name, error in errors.items():
+        result.errors[name].value = int(error)
+    return result.SerializeToString(deterministic=True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ seed data and to ingest concurrently.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import itertools
 import json
 import threading
@@ -122,6 +124,82 @@ def test_execute_schema_of_prepared_statement(conn: dbapi.Connection, logs: str)
     assert schema.field("level").type == pa.string()
 
 
+# -- bound parameters ------------------------------------------------------------------------
+
+
+def test_parameter_rows_mixing_null_and_values_unify(conn: dbapi.Connection) -> None:
+    # One result per parameter row: `SELECT $1` of a value is NOT NULL, of a NULL nullable;
+    # the rows' results are one stream, so their schemas unify (nullable wins).
+    params = pa.table({"p": pa.array(["a", None, "c"])})
+    with conn.cursor() as cur:
+        cur.execute("SELECT $1 AS v", params)
+        table = cur.fetch_arrow_table()
+    assert table.schema.field("v").type == pa.string()
+    assert table.schema.field("v").nullable
+    assert table.column("v").to_pylist() == ["a", None, "c"]
+    with conn.cursor() as cur:
+        cur.execute("SELECT $1 AS v, $2 AS w", pa.table({"p": [1, None], "q": [None, 2.5]}))
+        assert cur.fetchall() == [(1, None), (None, 2.5)]
+
+
+def _year_one() -> datetime.datetime:
+    return datetime.datetime(1, 1, 1, tzinfo=datetime.UTC)
+
+
+# Each value is bound as Arrow (never through Python objects) and must come back with the
+# same Arrow type and value.
+BOUND_AS_SENT = {
+    "timestamp tz year 1": pa.array([_year_one()], pa.timestamp("us", tz="-05:00")),
+    "timestamp[ns]": pa.array([1_000_000_001], pa.timestamp("ns")),
+    "timestamp[ns] tz": pa.array([1_000_000_001], pa.timestamp("ns", tz="Europe/Paris")),
+    "timestamp[ns] tz null": pa.array([None], pa.timestamp("ns", tz="UTC")),
+    "timestamp[s]": pa.array([1], pa.timestamp("s")),
+    "int8": pa.array([-8], pa.int8()),
+    "int16": pa.array([-16], pa.int16()),
+    "int32": pa.array([-32], pa.int32()),
+    "uint8": pa.array([255], pa.uint8()),
+    "uint32": pa.array([2**32 - 1], pa.uint32()),
+    "uint64 above int64 max": pa.array([2**64 - 1], pa.uint64()),
+    "float16": pa.array([1.5], pa.float16()),
+    "float32": pa.array([0.1], pa.float32()),
+    "decimal128": pa.array([decimal.Decimal("-12.345")], pa.decimal128(7, 3)),
+    "decimal256": pa.array([decimal.Decimal("1" * 50)], pa.decimal256(60, 0)),
+    "date32 year 1": pa.array([datetime.date(1, 1, 1)], pa.date32()),
+    "date64": pa.array([datetime.date(2024, 2, 29)], pa.date64()),
+    "time64[ns]": pa.array([1], pa.time64("ns")),
+    "time32[ms]": pa.array([1], pa.time32("ms")),
+    "duration[ns]": pa.array([-1], pa.duration("ns")),
+    "interval": pa.array([pa.MonthDayNano([1, -2, 3])], pa.month_day_nano_interval()),
+    "large_string": pa.array(["x"], pa.large_string()),
+    "binary": pa.array([b"\x00\xff"], pa.binary()),
+    "fixed_size_binary": pa.array([b"ab"], pa.binary(2)),
+    "struct": pa.array([{"x": 1, "y": "a"}], pa.struct([("x", pa.int8()), ("y", pa.string())])),
+    "map": pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int64())),
+    "list": pa.array([[1, None]], pa.list_(pa.int16())),
+    "large_list": pa.array([[1]], pa.large_list(pa.int64())),
+    "fixed_size_list": pa.array([[1, 2]], pa.list_(pa.int32(), 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOUND_AS_SENT))
+def test_bound_parameter_keeps_its_arrow_type_and_value(conn: dbapi.Connection, name: str) -> None:
+    sent = BOUND_AS_SENT[name]
+    with conn.cursor() as cur:
+        cur.execute("SELECT $1 AS v", pa.table({"p": sent}))
+        got = cur.fetch_arrow_table().column("v").combine_chunks()
+    assert got.type == sent.type
+    assert got.equals(sent), (got, sent)
+
+
+def test_bound_parameter_in_a_filter_keeps_its_type(conn: dbapi.Connection, logs: str) -> None:
+    # A timestamp[ns] parameter compared with the stream's timestamp column (no cast error,
+    # no precision lost to a Python datetime).
+    params = pa.table({"p": pa.array([999_999_999_999], pa.timestamp("ns", tz="UTC"))})
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {logs} WHERE ts <= $1", params)
+        assert cur.fetchone() == (1000,)
+
+
 # -- metadata --------------------------------------------------------------------------------
 
 
@@ -161,6 +239,26 @@ def test_adbc_get_info(conn: dbapi.Connection) -> None:
     assert info["vendor_name"] == "arrowlog"
     assert info["vendor_version"] == __import__("arrowlog").__version__
     assert info["vendor_arrow_version"] == pa.__version__
+
+
+def test_current_catalog_and_db_schema(conn: dbapi.Connection, logs: str) -> None:
+    # The driver reads them from GetSessionOptions (keys "catalog" and "schema").
+    assert conn.adbc_current_catalog == "arrowlog"
+    assert conn.adbc_current_db_schema == "public"
+    # Setting the only catalog and schema there are is accepted; anything else is refused.
+    conn.adbc_current_catalog = "arrowlog"
+    conn.adbc_current_db_schema = "public"
+    with pytest.raises(dbapi.ProgrammingError, match=r"'catalog' \(invalid value\)"):
+        conn.adbc_current_catalog = "other"
+    with pytest.raises(dbapi.ProgrammingError, match=r"'schema' \(invalid value\)"):
+        conn.adbc_current_db_schema = "other"
+    assert conn.adbc_current_catalog == "arrowlog"
+    # Unqualified names resolve there: the same table either way.
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM arrowlog.public.{logs}")
+        qualified = cur.fetchone()
+        cur.execute(f"SELECT count(*) FROM {logs}")
+        assert cur.fetchone() == qualified
 
 
 def test_transactions_reported_unsupported(flight_server: FlightServer) -> None:
@@ -291,6 +389,26 @@ def test_update_refused(conn: dbapi.Connection, logs: str) -> None:
     with conn.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM {logs}")
         assert cur.fetchone() == (SEED_ROWS,)
+
+
+def test_executemany_of_a_query_names_the_alternative(conn: dbapi.Connection, logs: str) -> None:
+    # executemany is an update (DB-API: no result set), and SQL is read-only here: a query
+    # there is refused with INVALID_ARGUMENT naming what runs it once per parameter row.
+    query = f"SELECT n FROM {logs} WHERE n = $1"
+    with conn.cursor() as cur, pytest.raises(dbapi.ProgrammingError) as info:
+        cur.executemany(query, [(1,), (2,)])
+    assert "INVALID_ARGUMENT" in str(info.value)
+    assert "executemany returns no rows" in str(info.value)
+    assert "cursor.execute(sql, pyarrow_table)" in str(info.value)
+    with conn.cursor() as cur:  # the alternative: one result per row, one after another
+        cur.execute(query, pa.table({"p": [1, 2, 999]}))
+        assert cur.fetchall() == [(1,), (2,), (999,)]
+    # A query that does not plan reports its own error, not the executemany advice; DML
+    # on a missing table is still refused as an update.
+    with conn.cursor() as cur, pytest.raises(dbapi.ProgrammingError, match="NOT_FOUND"):
+        cur.executemany("SELECT * FROM no_such_stream WHERE n = $1", [(1,)])
+    with conn.cursor() as cur, pytest.raises(dbapi.Error, match="read-only through SQL"):
+        cur.executemany("INSERT INTO no_such_stream (n) VALUES ($1)", [(1,)])
 
 
 # -- auth ------------------------------------------------------------------------------------

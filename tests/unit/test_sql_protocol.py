@@ -924,3 +924,54 @@ def test_statement_ticket_rejects_other_payloads() -> None:
     foreign = pack(sp.TicketStatementQuery(statement_handle=b"someone else's handle"))
     with pytest.raises(ProtocolError, match=r"not an arrowlog prepared statement handle"):
         sp.decode_statement_ticket(foreign)
+
+
+# --- session options (plain Flight) -----------------------------------------------------
+
+
+def test_session_messages_follow_flight_proto() -> None:
+    value = sp.SessionOptionValue.DESCRIPTOR
+    assert value.full_name == "arrow.flight.protocol.SessionOptionValue"
+    assert {f.name: (f.number, f.type) for f in value.fields} == {
+        "string_value": (1, FieldDescriptor.TYPE_STRING),
+        "bool_value": (2, FieldDescriptor.TYPE_BOOL),
+        "int64_value": (3, FieldDescriptor.TYPE_SFIXED64),
+        "double_value": (4, FieldDescriptor.TYPE_DOUBLE),
+        "string_list_value": (5, FieldDescriptor.TYPE_MESSAGE),
+    }
+    assert [f.name for f in value.oneofs_by_name["option_value"].fields] == [
+        "string_value",
+        "bool_value",
+        "int64_value",
+        "double_value",
+        "string_list_value",
+    ]
+    assert sp.GetSessionOptionsResult.DESCRIPTOR.fields_by_name["session_options"].number == 1
+    assert sp.SetSessionOptionsResult.DESCRIPTOR.fields_by_name["errors"].number == 1
+    # Not Flight SQL messages: they never travel in an Any.
+    assert not set(sp.SESSION_MESSAGE_CLASSES) & set(sp.MESSAGE_CLASSES)
+
+
+def test_session_options_round_trip() -> None:
+    options = {
+        "catalog": "arrowlog",
+        "flag": True,
+        "n": -(2**40),
+        "x": 0.5,
+        "names": ["a", "b"],
+        "unset": None,
+    }
+    assert sp.decode_session_options(sp.encode_session_options(options)) == options
+    request = sp.SetSessionOptionsRequest()
+    request.session_options["schema"].string_value = "public"
+    request.session_options["other"].bool_value = False
+    assert sp.decode_set_session_options(request.SerializeToString()) == {
+        "schema": "public",
+        "other": False,
+    }
+    errors = sp.SetSessionOptionsResult.FromString(
+        sp.encode_set_session_options_result({"other": sp.SetSessionOptionError.INVALID_NAME})
+    )
+    assert errors.errors["other"].value == sp.SetSessionOptionError.INVALID_NAME
+    with pytest.raises(ProtocolError, match="could not decode SetSessionOptionsRequest"):
+        sp.decode_set_session_options(b"\xff\xff")

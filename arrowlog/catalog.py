@@ -229,6 +229,7 @@ class StreamCatalog:
         watermark: int | None = None,
         partition: int = 0,
         operation: str,
+        widen: bool = False,
     ) -> tuple[list[str], list[SegmentInfo]]:
         """Make ``files`` live (and ``remove`` not live) in one atomic Delta commit.
 
@@ -239,6 +240,9 @@ class StreamCatalog:
             watermark: for a flush, the last offset it commits, recorded as the stream's
                 application transaction so recovery skips WAL entries up to it.
             operation: recorded in the commit's metadata ("flush", "compact").
+            widen: write the column types ``schema`` widens into the table's schema. The
+                commit must then replace every live file (``remove``): it overwrites
+                every partition ``remove`` has files in.
 
         Returns:
             (removed paths, added segments), for the caller to swap into the index together
@@ -271,7 +275,7 @@ class StreamCatalog:
             metadata["arrowlog.last_offset"] = str(watermark)
         try:
             self._evolve(schema)
-            table_schema = self._widen(schema)
+            table_schema = self._widen(schema) if widen else None
             replaced = None
             if table_schema is not None:
                 # Only "overwrite" writes a changed column type into the log; it removes

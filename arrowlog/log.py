@@ -601,11 +601,18 @@ class Log:
                 fsync=self._io.segment_fsync,
             )
             old: list[SegmentInfo] = []
-            if s.catalog.widened(schema):
+            widen = bool(s.catalog.widened(schema))
+            if widen:
                 rewritten, old = self._rewrite_segments(s, schema)
                 files += rewritten
             removed, added = self._commit(
-                s, files, schema=schema, remove=old, watermark=last, operation="flush"
+                s,
+                files,
+                schema=schema,
+                remove=old,
+                watermark=last,
+                operation="flush",
+                widen=widen,
             )
             with self._lock:
                 s.catalog.remove_segments(removed)
@@ -709,6 +716,10 @@ class Log:
         started = time.perf_counter()
         target = self.settings.compact_target_bytes
         removed_total = added_total = rows = 0
+        if s.catalog.widened(system_schema(s.schema)):
+            # A widened column is stored by the flush, which rewrites every segment:
+            # compacting first would only rewrite the files that flush rewrites again.
+            self._flush_stream(s)
         with s.flush_lock:
             if s.catalog_unsure:
                 self._reconcile(s)

@@ -393,3 +393,33 @@ def test_string_number_and_bool_do_not_mix(
     log.append("w", [first])
     with pytest.raises(InvalidInput, match=re.escape(message)):
         log.append("w", [then])
+
+
+def test_a_column_widened_before_its_first_flush_is_widened_in_the_delta_schema(
+    log: arrowlog.Log, tmp_path: Path
+) -> None:
+    import polars as pl
+
+    log.append("w", [{"n": 1}])
+    log.append("w", [{"n": 1.5}])
+    log.flush("w")
+    uri = str(tmp_path / "data" / "streams" / "w")
+    frame = pl.scan_delta(uri).select("n", "_offset").collect().sort("_offset")
+    assert frame["n"].to_list() == [1.0, 1.5]
+
+
+def test_compaction_while_a_widening_waits_for_its_flush_keeps_every_row(
+    tmp_path: Path,
+) -> None:
+    import polars as pl
+
+    with arrowlog.open(tmp_path / "data", flush_interval=3600.0, flush_rows=10**9) as lg:
+        for i in range(4):
+            lg.append("w", [{"n": i, "ts": f"2026-11-2{i % 2}T10:00:0{i}Z"}])
+            lg.flush("w")
+        lg.append("w", [{"n": 0.5, "ts": "2026-11-20T11:00:00Z"}])
+        lg.compact("w")
+        uri = str(tmp_path / "data" / "streams" / "w")
+        frame = pl.scan_delta(uri).select("n", "_offset").collect().sort("_offset")
+        assert frame["n"].to_list() == [0.0, 1.0, 2.0, 3.0, 0.5]
+        assert _values(lg, "w", "n") == [0.0, 1.0, 2.0, 3.0, 0.5]

@@ -306,7 +306,8 @@ class Log:
             data: a list of dicts, a dict of lists, a pyarrow Table/RecordBatch/reader,
                 a pandas or polars DataFrame, or any Arrow stream (``__arrow_c_stream__``).
             time_column: for a new stream, its time column (default: the first of
-                ``timestamp``, ``ts``, ``time``, ``@timestamp``, else ``_ingested_at``).
+                ``timestamp``, ``ts``, ``time``, ``@timestamp``, ``date`` holding times,
+                else ``_ingested_at``).
             partition: cluster mode: the partition to write (default: one this node holds).
                 A partition another node writes raises ``NotPartitionOwner`` naming it.
 

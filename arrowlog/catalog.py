@@ -107,7 +107,7 @@ class StreamCatalog:
                 storage.write_json(settings_uri, settings)
             table = DeltaTable.create(
                 uri,
-                schema,
+                _delta_schema(schema),
                 storage_options=storage.delta_options,
                 mode="ignore",
                 partition_by=[PARTITION],
@@ -176,7 +176,7 @@ class StreamCatalog:
     @property
     def user_schema(self) -> pa.Schema:
         """The table's schema without system and partition columns."""
-        schema = pa.schema(self._table.schema().to_arrow())
+        schema = _arrow_schema(pa.schema(self._table.schema().to_arrow()))
         drop = {OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION}
         return pa.schema([f for f in schema if f.name not in drop])
 
@@ -236,7 +236,7 @@ class StreamCatalog:
         if watermark is not None:
             metadata["arrowlog.last_offset"] = str(watermark)
         try:
-            self._evolve(schema)
+            self._evolve(_delta_schema(schema))
             self._table.create_write_transaction(
                 actions,
                 mode="append",
@@ -386,6 +386,34 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
             strict=True,
         )
     ]
+
+
+# Delta Lake's timestamp is microseconds; its nanosecond type needs the timestampNanos table
+# feature, which Polars, deltalake's own reader and most engines refuse to read. So a
+# nanosecond column is declared to Delta as a timestamp marked with this field metadata,
+# its files hold INT64 TIMESTAMP(NANOS) (Parquet readers get every digit, Delta readers
+# that cast to the table's type get microseconds), and arrowlog reads the unit back.
+_UNIT_KEY = "arrowlog.unit"
+
+
+def _delta_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as declared to Delta: nanosecond timestamps as marked microsecond ones."""
+    return pa.schema(
+        pa.field(f.name, pa.timestamp("us", tz=f.type.tz), f.nullable, {_UNIT_KEY: "ns"})
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
+        else f
+        for f in schema
+    )
+
+
+def _arrow_schema(schema: pa.Schema) -> pa.Schema:
+    """The inverse of ``_delta_schema``: the Delta table's schema in the stream's types."""
+    return pa.schema(
+        pa.field(f.name, pa.timestamp("ns", tz=f.type.tz), f.nullable)
+        if pa.types.is_timestamp(f.type) and (f.metadata or {}).get(_UNIT_KEY.encode()) == b"ns"
+        else f
+        for f in schema
+    )
 
 
 def stored_schema(user_schema: pa.Schema, partitions: int) -> pa.Schema:

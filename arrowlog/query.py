@@ -37,7 +37,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
@@ -129,7 +128,8 @@ def _empty_parquet() -> pa.Buffer:
 _EMPTY_PARQUET = _empty_parquet()
 
 
-_MS_TRUNCATION = timedelta(microseconds=999)
+# The most a time column's true maximum can exceed its Delta statistic, in its unit.
+_MS_TRUNCATION = {"s": 0, "ms": 0, "us": 999, "ns": 999_999}
 _FRAGMENTS: OrderedDict[tuple, list[ds.Fragment]] = OrderedDict()
 _FRAGMENTS_LOCK = threading.Lock()
 _FRAGMENT_CACHE_SIZE = 256
@@ -170,12 +170,14 @@ def _guarantee(seg: SegmentInfo, snap: TableSnapshot) -> ds.Expression:
     if seg.min_time is not None and seg.max_time is not None:
         t = snap.schema.field(snap.time_column).type
         # Delta keeps timestamp statistics truncated to milliseconds: the true maximum can
-        # lie up to 999 µs above the recorded one (the minimum is truncated down: safe).
-        # Without widening, a filter like ts > x.9995 would skip a file with a matching row.
+        # lie up to 1 ms less one unit of the column above the recorded one (999 µs, or
+        # 999,999 ns); the minimum is truncated down: safe. Without widening, a filter like
+        # ts > x.9995 would skip a file with a matching row.
+        top = pa.scalar(seg.max_time, t).value + _MS_TRUNCATION[t.unit]
         expr = (
             expr
             & (ds.field(snap.time_column) >= pa.scalar(seg.min_time, t))
-            & (ds.field(snap.time_column) <= pa.scalar(seg.max_time + _MS_TRUNCATION, t))
+            & (ds.field(snap.time_column) <= pa.scalar(top, t))
         )
     return expr
 

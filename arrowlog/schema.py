@@ -40,6 +40,7 @@ __all__ = [
     "STREAM_NAME_RE",
     "TIME_CANDIDATES",
     "TIME_TYPE",
+    "TIME_TYPE_NS",
     "choose_time_column",
     "coerce",
     "merge_schemas",
@@ -60,6 +61,8 @@ STREAM_PARTITION = "_partition"
 RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION})
 
 TIME_TYPE = pa.timestamp("us", tz="UTC")
+# A column of nanosecond timestamps keeps them (see _leaf_target).
+TIME_TYPE_NS = pa.timestamp("ns", tz="UTC")
 TIME_CANDIDATES = ("timestamp", "ts", "time", "@timestamp", "date")
 
 STREAM_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -304,7 +307,7 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
                 f"column {name!r} is nested {depth} levels deep; at most {MAX_NESTING} "
                 "levels of lists, structs and maps are accepted"
             )
-        array = _normalize_array(name, _one_chunk(column))
+        array = _normalize_array(name, _one_chunk(column), top=True)
         if array is None:
             logger.debug("dropping column %r: every value is null", name)
             continue
@@ -332,24 +335,25 @@ def _check_column_names(names: list[str]) -> None:
         seen.add(name)
 
 
-def _normalize_array(path: str, array: pa.Array) -> pa.Array | None:
+def _normalize_array(path: str, array: pa.Array, *, top: bool = False) -> pa.Array | None:
     """Return ``array`` in its canonical type, the same object if nothing changes.
 
     None means the array has type null and should be dropped. ``path`` names the value in
-    messages: ``req.status`` for a struct field, ``tags[]`` for list elements.
+    messages: ``req.status`` for a struct field, ``tags[]`` for list elements. ``top`` is
+    True for a table's column (not a value nested in one).
     """
     t = array.type
     if pa.types.is_null(t):
         return None
     if pa.types.is_dictionary(t):
-        return _normalize_array(path, array.dictionary_decode())
+        return _normalize_array(path, array.dictionary_decode(), top=top)
     if pa.types.is_struct(t):
         return _normalize_struct(path, array)
     if pa.types.is_map(t):
         return _normalize_map(path, array)
     if _is_list_like(t):
         return _normalize_list(path, array)
-    target = _leaf_target(path, t)
+    target = _leaf_target(path, t, top=top)
     if target == t:
         return array
     return _cast_leaf(path, array, target)
@@ -437,8 +441,15 @@ def _offsets_from_lengths(path: str, lengths: pa.Array) -> pa.Array:
         ) from e
 
 
-def _leaf_target(path: str, t: pa.DataType) -> pa.DataType:
-    """The canonical type of a non-nested type, or InvalidInput if Delta cannot store it."""
+def _leaf_target(path: str, t: pa.DataType, *, top: bool = False) -> pa.DataType:
+    """The canonical type of a non-nested type, or InvalidInput if Delta cannot store it.
+
+    Every timestamp becomes UTC so all compare with each other. A column of nanoseconds
+    stays nanoseconds (Vector, OpenTelemetry and Arrow clients send them, and cutting them
+    would lose data); the catalog records the unit, as Delta has no nanosecond timestamp
+    most readers know. Inside lists, structs and maps there is nowhere to record it, so
+    nested timestamps are microseconds, and ``_cast_leaf`` refuses finer values.
+    """
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
         return pa.string()
     if (
@@ -459,7 +470,7 @@ def _leaf_target(path: str, t: pa.DataType) -> pa.DataType:
     if pa.types.is_date32(t) or pa.types.is_date64(t):
         return pa.date32()
     if pa.types.is_timestamp(t):
-        return TIME_TYPE
+        return TIME_TYPE_NS if top and t.unit == "ns" else TIME_TYPE
     # Delta's decimal is at most 38 digits, which decimal128 always fits.
     if pa.types.is_decimal(t) and t.precision <= 38:
         return pa.decimal128(t.precision, t.scale)
@@ -470,12 +481,21 @@ def _leaf_target(path: str, t: pa.DataType) -> pa.DataType:
 
 
 def _cast_leaf(path: str, array: pa.Array, target: pa.DataType) -> pa.Array:
-    # Truncation is allowed only for time: ns -> us drops sub-microseconds, and a date64
-    # is a date, so any milliseconds past midnight carry no meaning.
-    options = pc.CastOptions(target, allow_time_truncate=True)
+    # Truncation is allowed only for date64: it is a date, so any milliseconds past
+    # midnight carry no meaning. A timestamp is never cut (nested ns -> us must be exact).
+    truncate = pa.types.is_date64(array.type)
+    options = pc.CastOptions(target, allow_time_truncate=truncate)
     try:
         return pc.cast(array, options=options)
     except pa.ArrowInvalid as e:
+        if pa.types.is_timestamp(array.type) and array.type.unit == "ns":
+            raw = np.asarray(pc.fill_null(array.cast(pa.int64()), 0))
+            index = int(np.flatnonzero(raw % 1000)[0])
+            raise InvalidInput(
+                f"column {path!r} has a value with nanoseconds, {_time_text(array, index)}; "
+                "timestamps inside lists, structs and maps are stored to the microsecond: "
+                "send whole microseconds, or the value as a column of its own"
+            ) from e
         if pa.types.is_uint64(array.type):
             raise InvalidInput(
                 f"column {path!r} has a value {pc.max(array).as_py()} that is larger than "
@@ -572,7 +592,6 @@ _NS_PER_UNIT = (10**9, 10**6, 10**3, 1)  # seconds, ms, µs, ns
 # at least this (1973-03-03 in every unit): counters and durations are not times.
 _PLAUSIBLE_EPOCH = 10**8
 
-TIME_TYPE_NS = pa.timestamp("ns", tz="UTC")
 
 # ISO-8601 starts with a full date; the rest of the string is checked by Arrow's parser.
 _ISO_RE = r"^\d{4}-\d{2}-\d{2}([T ]|$)"

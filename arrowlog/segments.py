@@ -176,6 +176,10 @@ def _write_one(
             use_dictionary=dictionary_columns(table),
             write_statistics=True,
             write_page_index=True,
+            # Format 2.6 has INT64 TIMESTAMP(NANOS); with coerce_timestamps=None each
+            # column keeps its unit, so nanosecond columns reach every reader exact.
+            version="2.6",
+            coerce_timestamps=None,
         )
         size = storage.write_bytes(uri, sink.getvalue(), fsync=fsync)
     except (OSError, pa.ArrowException) as e:
@@ -232,13 +236,23 @@ def delta_stats(table: pa.Table) -> dict[str, Any]:
             continue
         if column.null_count == len(column):
             continue
-        lo, hi = (v.as_py() for v in pc.min_max(column).values())
+        lo, hi = pc.min_max(column).values()
+        if pa.types.is_timestamp(t):
+            lo, hi = _floor_to_ms(lo), _floor_to_ms(hi)
+        lo, hi = lo.as_py(), hi.as_py()
         if pa.types.is_floating(t) and not all(math.isfinite(v) for v in (lo, hi)):
             continue
         if pa.types.is_string(t) and max(len(lo), len(hi)) > _MAX_STAT_STRING:
             continue
         mins[field.name], maxs[field.name] = _json_value(lo), _json_value(hi)
     return {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+
+
+def _floor_to_ms(value: pa.TimestampScalar) -> pa.Scalar:
+    """A timestamp floored to the millisecond Delta keeps: still a lower bound for a
+    minimum (before 1970 too), and a nanosecond value needs no pandas to become a datetime."""
+    floored = pc.floor_temporal(value, unit="millisecond")
+    return floored.cast(pa.timestamp("ms", tz=value.type.tz))
 
 
 def _json_value(value: Any) -> Any:

@@ -602,3 +602,54 @@ def test_a_long_compaction_does_not_hold_up_flushes(tmp_path: Path) -> None:
             {"c": 4, "s": 12}
         ]
         assert log.describe("s").segments == 2  # the merged file + the later flush's
+
+
+# 2026-12-04T08:00:00Z in nanoseconds.
+DEC4_NS = 1_796_371_200 * 10**9
+NS = pa.timestamp("ns", tz="UTC")
+
+
+def test_nanosecond_times_are_stored_exactly_and_other_readers_read_them(
+    tmp_path: Path,
+) -> None:
+    import duckdb
+
+    nanos = [DEC4_NS + 999_999_999, DEC4_NS + 1, DEC4_NS + 86_400 * 10**9 + 123_456_789]
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        log.append("v", pa.table({"ts": pa.array(nanos, NS), "n": [0, 1, 2]}))
+        assert log.schema("v").field("ts").type == NS
+        log.flush()
+        log.append("v", [{"ts": "2026-12-04T08:00:01Z", "n": 3}])  # µs into ns: exact
+        log.flush()
+    expected = [*nanos, DEC4_NS + 10**9]
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        assert log.schema("v").field("ts").type == NS  # the unit survives a restart
+        for engine in ("datafusion", "duckdb"):
+            got = log.sql("SELECT ts FROM v ORDER BY _offset", engine=engine).to_arrow()
+            assert got.column("ts").cast(pa.int64()).to_pylist() == expected, engine
+        # Delta keeps the maximum truncated to the millisecond (.999): pruning must still
+        # keep a file whose true maximum is .999999999.
+        late = "SELECT count(*) AS c FROM v WHERE ts > TIMESTAMP '2026-12-04T08:00:00.999999998Z'"
+        assert log.sql(late).to_arrow().column("c")[0].as_py() == 3
+        assert log.describe("v").segments == 3
+
+    path = tmp_path / "streams" / "v"
+    table = deltalake.DeltaTable(str(path))
+    # Delta's own type is the common microsecond timestamp (no timestampNanos feature that
+    # most readers refuse); the field metadata tells arrowlog the files hold nanoseconds.
+    assert str(table.schema().fields[0].type) == 'PrimitiveType("timestamp")'
+    assert "timestampNanos" not in (table.protocol().reader_features or [])
+    actions = pa.table(table.get_add_actions(flatten=True))
+    assert sorted(actions.column("min.ts").to_pylist())[0] == datetime(
+        2026, 12, 4, 8, 0, 0, tzinfo=UTC
+    )
+    files = table.file_uris()
+    for f in files:
+        logical = pq.ParquetFile(f).schema.column(0).logical_type
+        assert "timeUnit=nanoseconds" in str(logical) and "isAdjustedToUTC=true" in str(logical)
+    by_polars = pl.scan_parquet(files).select(pl.col("ts").dt.epoch("ns")).collect()
+    assert sorted(by_polars.to_series().to_list()) == sorted(expected)
+    assert pl.scan_delta(str(path)).select(pl.len()).collect().item() == 4
+    glob = str(path / "*" / "*.parquet")
+    by_duckdb = duckdb.sql(f"SELECT epoch_ns(ts) FROM read_parquet('{glob}') ORDER BY 1")
+    assert [r[0] for r in by_duckdb.fetchall()] == sorted(expected)

@@ -241,7 +241,6 @@ def test_normalize_maps_each_type_to_its_storable_form(
             utc(2026, 11, 23, 10, 0, 0, 123000),
         ),
         (pa.array([1_795_428_000_000_001], pa.timestamp("us")), utc(2026, 11, 23, 10, 0, 0, 1)),
-        (pa.array([1_795_428_000_000_001_999], pa.timestamp("ns")), utc(2026, 11, 23, 10, 0, 0, 1)),
         (
             pa.array(
                 [dt.datetime(2026, 11, 23, 11, tzinfo=dt.timezone(dt.timedelta(hours=1)))],
@@ -250,9 +249,9 @@ def test_normalize_maps_each_type_to_its_storable_form(
             utc(2026, 11, 23, 10),
         ),
     ],
-    ids=["naive-s", "utc-ms", "naive-us", "naive-ns", "paris-ms"],
+    ids=["naive-s", "utc-ms", "naive-us", "paris-ms"],
 )
-def test_normalize_makes_every_timestamp_utc_microseconds(
+def test_normalize_makes_coarser_timestamps_utc_microseconds(
     array: pa.Array, expected: dt.datetime
 ) -> None:
     table = normalize(pa.table({"t": array}), max_string_bytes=LIMIT)
@@ -835,6 +834,99 @@ def test_coerce_quotes_the_time_value_that_does_not_parse(values: list[Any], quo
         InvalidInput, match=exactly(f"column 'ts' has a value that is not a timestamp: {quoted}")
     ):
         coerce(table, pa.schema([("ts", TIME_TYPE)]), "ts", NOW, stream="s")
+
+
+# -- time: nanoseconds -----------------------------------------------------------------
+
+NS = pa.timestamp("ns", tz="UTC")
+DEC4_NS = EPOCH * 1_000_000_000  # 2026-12-04T08:00:00Z in nanoseconds
+
+
+def test_normalize_keeps_top_level_nanoseconds_exactly() -> None:
+    for source in (pa.timestamp("ns"), pa.timestamp("ns", tz="Europe/Paris"), NS):
+        table = normalize(pa.table({"t": pa.array([DEC4_NS + 1], source)}), max_string_bytes=LIMIT)
+        assert table.schema.field("t").type == NS
+        assert table.column("t").cast(pa.int64()).to_pylist() == [DEC4_NS + 1]
+
+
+def test_normalize_stores_nested_nanoseconds_as_microseconds_only_when_exact() -> None:
+    exact = pa.array([[DEC4_NS + 5000]], pa.list_(pa.timestamp("ns")))
+    table = normalize(pa.table({"l": exact}), max_string_bytes=LIMIT)
+    assert table.schema.field("l").type == pa.list_(TIME_TYPE)
+    assert table.column("l").to_pylist() == [[DEC4.replace(microsecond=5)]]
+    finer = pa.array([{"at": DEC4_NS + 5001}], pa.struct([("at", pa.timestamp("ns"))]))
+    with pytest.raises(InvalidInput, match=r"^column 's\.at' has a value with nanoseconds"):
+        normalize(pa.table({"s": finer}), max_string_bytes=LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("text", "nanos"),
+    [
+        ("2026-12-04T08:00:00.123456789Z", DEC4_NS + 123456789),
+        ("2026-12-04T10:00:00.000000001+02:00", DEC4_NS + 1),
+        ("2026-12-04 08:00:00.1234567", DEC4_NS + 123456700),
+    ],
+)
+def test_coerce_parses_more_than_six_fractional_digits_into_a_nanosecond_column(
+    text: str, nanos: int
+) -> None:
+    out, schema = coerce(prepare([{"ts": text}]), None, "ts", NOW, stream="s")
+    assert schema.field("ts").type == NS
+    assert out.column("ts").cast(pa.int64()).to_pylist() == [nanos]
+
+
+def test_coerce_makes_a_nanosecond_column_from_nanosecond_input() -> None:
+    table = prepare({"ts": pa.array([DEC4_NS + 7], pa.timestamp("ns")), "seen": [DEC4]})
+    out, schema = coerce(table, None, "ts", NOW, stream="s")
+    assert schema == pa.schema([("ts", NS), ("seen", TIME_TYPE)])
+    assert out.column("ts").cast(pa.int64()).to_pylist() == [DEC4_NS + 7]
+    assert out.column(INGESTED_AT).type == TIME_TYPE
+
+
+def test_coerce_puts_microseconds_into_a_nanosecond_column_exactly() -> None:
+    stream = pa.schema([("ts", NS)])
+    values = [DEC4, "2026-12-04T08:00:00.000001Z", EPOCH, EPOCH * 1000]
+    nanos = [DEC4_NS, DEC4_NS + 1000, DEC4_NS, DEC4_NS]
+    for value, expected in zip(values, nanos, strict=True):
+        out, schema = coerce(prepare([{"ts": value}]), stream, "ts", NOW, stream="s")
+        assert schema == stream
+        assert out.column("ts").cast(pa.int64()).to_pylist() == [expected]
+
+
+def test_coerce_refuses_a_microsecond_value_a_nanosecond_column_cannot_hold() -> None:
+    stream = pa.schema([("ts", NS)])
+    expected = (
+        "column 'ts' of stream 's' holds nanoseconds, which reach only the years 1677-2262, "
+        "but the batch has values from 2026-12-04T08:00:00.000000Z to 2500-01-01T00:00:00.000000Z"
+    )
+    with pytest.raises(InvalidInput, match=exactly(expected)):
+        coerce(prepare([{"ts": DEC4}, {"ts": utc(2500, 1, 1)}]), stream, "ts", NOW, stream="s")
+
+
+def test_coerce_refuses_nanoseconds_a_microsecond_column_would_lose() -> None:
+    stream = pa.schema([("ts", TIME_TYPE), ("seen", TIME_TYPE)])
+    finer = pa.table({"seen": pa.array([DEC4_NS, DEC4_NS + 1], NS)})
+    expected = (
+        "column 'seen' of stream 's' holds microseconds, but the batch has "
+        "2026-12-04T08:00:00.000000001Z: arrowlog does not drop the nanoseconds; send whole "
+        "microseconds"
+    )
+    with pytest.raises(InvalidInput, match=exactly(expected)):
+        coerce(finer, stream, "ts", NOW, stream="s")
+    with pytest.raises(InvalidInput, match=r"^column 'ts' of stream 's' holds microseconds"):
+        coerce(prepare([{"ts": "2026-12-04T08:00:00.123456789Z"}]), stream, "ts", NOW, stream="s")
+
+
+def test_coerce_accepts_whole_microseconds_sent_as_nanoseconds_into_a_microsecond_column() -> None:
+    stream = pa.schema([("ts", TIME_TYPE)])
+    table = pa.table({"ts": pa.array([DEC4_NS + 5000], NS)})
+    out, _ = coerce(table, stream, "ts", NOW, stream="s")
+    assert out.column("ts").type == TIME_TYPE
+    assert out.column("ts").to_pylist() == [DEC4.replace(microsecond=5)]
+    out, _ = coerce(
+        prepare([{"ts": "2026-12-04T08:00:00.000005000Z"}]), stream, "ts", NOW, stream="s"
+    )
+    assert out.column("ts").to_pylist() == [DEC4.replace(microsecond=5)]
 
 
 # -- merge_schemas ---------------------------------------------------------------------

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arrowlog.segments import dictionary_columns
+from arrowlog.config import Settings
+from arrowlog.segments import (
+    delta_stats,
+    dictionary_columns,
+    prepare_segment,
+    write_segment_files,
+)
+from arrowlog.storage import Storage
 
 
 def test_dictionaries_only_on_low_cardinality_columns(tmp_path) -> None:
@@ -27,3 +34,35 @@ def test_dictionaries_only_on_low_cardinality_columns(tmp_path) -> None:
     assert "RLE_DICTIONARY" in encodings["level"]
     assert "RLE_DICTIONARY" not in encodings["message"]
     assert dictionary_columns(table.slice(0, 0)) == []
+
+
+def test_nanosecond_segments_keep_nanoseconds_and_their_day(tmp_path) -> None:
+    dec4 = 1_796_371_200 * 10**9  # 2026-12-04T08:00:00Z
+    times = [dec4 + 86_400 * 10**9, dec4 + 999_999_999, dec4 + 1]
+    table = pa.table(
+        {
+            "ts": pa.array(times, pa.timestamp("ns", tz="UTC")),
+            "_offset": pa.array([0, 1, 2], pa.int64()),
+        }
+    )
+    prepared = prepare_segment(table, "ts")
+    assert prepared.column("ts").cast(pa.int64()).to_pylist() == sorted(times)
+    assert [d.isoformat() for d in prepared.column("day").to_pylist()] == [
+        "2026-12-04",
+        "2026-12-04",
+        "2026-12-05",
+    ]
+    stats = delta_stats(prepared.slice(0, 2).drop_columns(["day"]))
+    # Delta's timestamp statistics are milliseconds, truncated: a lower bound and a maximum
+    # at most 1 ms below the true one.
+    assert stats["minValues"]["ts"] == "2026-12-04T08:00:00.000Z"
+    assert stats["maxValues"]["ts"] == "2026-12-04T08:00:00.999Z"
+    files = write_segment_files(prepared, str(tmp_path), Settings(), Storage(str(tmp_path)))
+    assert [f.rows for f in files] == [2, 1]
+    for f in files:
+        column = pq.ParquetFile(tmp_path / f.relpath).schema.column(0)
+        assert column.physical_type == "INT64"
+        assert "timeUnit=nanoseconds" in str(column.logical_type)
+        assert pq.read_table(tmp_path / f.relpath).schema.field("ts").type == pa.timestamp(
+            "ns", tz="UTC"
+        )

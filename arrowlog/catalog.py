@@ -55,6 +55,8 @@ class SegmentInfo:
     max_time: datetime | None
     day: date | None = None  # the Hive-style partition value
     partition: int | None = None  # the stream partition of every row (None: mixed/unknown)
+    # Rows whose time is null (placed by their ingestion time); None: unknown.
+    time_nulls: int | None = None
 
 
 class StreamCatalog:
@@ -372,8 +374,8 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
         )
     ]
     return [
-        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day, part)
-        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day, part in zip(
+        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day, part, nulls)
+        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day, part, nulls in zip(
             paths,
             column("size_bytes"),
             column("num_records"),
@@ -383,6 +385,7 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
             column(f"max.{time_column}"),
             column(f"partition.{PARTITION}"),
             parts,
+            column(f"null_count.{time_column}"),
             strict=True,
         )
     ]

@@ -928,7 +928,7 @@ class Log:
         for t in snap.buffer:
             offsets += [t.column(OFFSET)[0].as_py(), t.column(OFFSET)[-1].as_py()]
             lo, hi = pc.min_max(t.column(snap.time_column)).values()
-            times += [lo.as_py(), hi.as_py()]
+            times += [x.as_py() for x in (lo, hi) if x.is_valid]  # null times do not count
         return StreamInfo(
             name=snap.name,
             schema=snap.schema,

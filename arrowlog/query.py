@@ -167,18 +167,22 @@ def _guarantee(seg: SegmentInfo, snap: TableSnapshot) -> ds.Expression:
     expr = ds.scalar(True)
     if seg.min_offset is not None and seg.max_offset is not None:
         expr = expr & (ds.field(OFFSET) >= seg.min_offset) & (ds.field(OFFSET) <= seg.max_offset)
-    if seg.min_time is not None and seg.max_time is not None:
+    time = ds.field(snap.time_column)
+    if seg.min_time is None or seg.max_time is None:
+        # No time statistics: every time is null (then say so), or nothing is known.
+        if seg.time_nulls is not None and seg.time_nulls == seg.rows:
+            expr = expr & time.is_null()
+    else:
         t = snap.schema.field(snap.time_column).type
         # Delta keeps timestamp statistics truncated to milliseconds: the true maximum can
         # lie up to 1 ms less one unit of the column above the recorded one (999 µs, or
         # 999,999 ns); the minimum is truncated down: safe. Without widening, a filter like
         # ts > x.9995 would skip a file with a matching row.
         top = pa.scalar(seg.max_time, t).value + _MS_TRUNCATION[t.unit]
-        expr = (
-            expr
-            & (ds.field(snap.time_column) >= pa.scalar(seg.min_time, t))
-            & (ds.field(snap.time_column) <= pa.scalar(top, t))
-        )
+        in_range = (time >= pa.scalar(seg.min_time, t)) & (time <= pa.scalar(top, t))
+        # A row without a time lies in no range: a file that may hold one must stay
+        # visible to "ts IS NULL" (the range alone would tell the engine it has none).
+        expr = expr & (in_range if seg.time_nulls == 0 else in_range | time.is_null())
     return expr
 
 

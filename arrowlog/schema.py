@@ -854,8 +854,9 @@ def coerce(
 
     Columns the stream knows are cast to the stream's type when the cast only widens
     (see ``_can_widen``) or, for integers, when every value fits; new columns are appended, nullable, in batch order; columns the
-    batch lacks become nulls. The time column always ends up ``TIME_TYPE``, and a record
-    without a time gets its ingestion time, so every row lands in a day partition.
+    batch lacks become nulls. The time column always ends up a UTC timestamp (µs, or ns:
+    see ``_leaf_target``), read from any form of time ``_to_timestamps`` knows; a record
+    without a time keeps a null one, and its ``_ingested_at`` places it in a day partition.
 
     Args:
         table: a normalized batch (``normalize``).
@@ -912,7 +913,7 @@ def coerce(
         fields.append(pa.field(name, array.type))
         arrays.append(array)
     if time_column != INGESTED_AT:
-        _fill_time(time_column, fields, arrays, ingested, rows, stream)
+        _ensure_time(time_column, fields, arrays, rows, stream)
 
     schema = pa.schema(fields)
     arrays.append(pa.repeat(ingested, rows))
@@ -922,27 +923,24 @@ def coerce(
     return result, schema
 
 
-def _fill_time(
-    name: str,
-    fields: list[pa.Field],
-    arrays: list[pa.Array],
-    ingested: pa.Scalar,
-    rows: int,
-    stream: str,
+def _ensure_time(
+    name: str, fields: list[pa.Field], arrays: list[pa.Array], rows: int, stream: str
 ) -> None:
-    """Make the time column non-null timestamps in place, adding it if nobody sent it."""
+    """Make sure the time column is there and holds timestamps, adding it if nobody sent it.
+
+    Null times stay null: a record without a time is stored as sent, not with an invented
+    one. ``prepare_segment`` places such a row (day partition, sort order) by its
+    ``_ingested_at`` instead.
+    """
     index = next((i for i, f in enumerate(fields) if f.name == name), None)
     if index is None:
         fields.append(pa.field(name, TIME_TYPE))
-        arrays.append(pa.repeat(ingested, rows))
-        return
-    if not pa.types.is_timestamp(fields[index].type):
+        arrays.append(pa.nulls(rows, TIME_TYPE))
+    elif not pa.types.is_timestamp(fields[index].type):
         raise InvalidInput(
             f"time column {name!r} of stream {stream!r} has type {fields[index].type}; "
-            f"it must be a timestamp"
+            "it must be a timestamp"
         )
-    if arrays[index].null_count:
-        arrays[index] = pc.fill_null(arrays[index], ingested.cast(fields[index].type))
 
 
 def _to_time(

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from arrowlog.config import Settings
 from arrowlog.errors import StorageError
-from arrowlog.schema import OFFSET, PARTITION, STREAM_PARTITION
+from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, STREAM_PARTITION
 from arrowlog.storage import Storage
 
 __all__ = ["SegmentFile", "prepare_segment", "write_segment_files"]
@@ -64,14 +64,27 @@ class SegmentFile:
 def prepare_segment(table: pa.Table, time_column: str) -> pa.Table:
     """Sort by the time column (ties keep offset order) and add the ``day`` partition column.
 
+    A row whose time is null (its producer sent none) is placed by its ``_ingested_at``:
+    it sorts and partitions as if that were its time, while the time stays null as sent.
     Live logs mostly arrive in time order already; checking that costs a fraction of a
     millisecond per million rows, sorting a few hundred.
     """
-    times = table.column(time_column)
+    times = _placing_times(table, time_column)
     if table.num_rows > 1 and not _is_sorted(times):
-        table = table.sort_by([(time_column, "ascending"), (OFFSET, "ascending")])
-    day = pc.cast(table.column(time_column), pa.date32())
+        keys = pa.table({"time": times, "offset": table.column(OFFSET)})
+        order = pc.sort_indices(keys, sort_keys=[("time", "ascending"), ("offset", "ascending")])
+        table, times = table.take(order), times.take(order)
+    day = pc.cast(times, pa.date32())
     return table.append_column(pa.field(PARTITION, pa.date32()), day)
+
+
+def _placing_times(table: pa.Table, time_column: str) -> pa.ChunkedArray:
+    """The time column, with each null replaced by the row's ingestion time."""
+    times = table.column(time_column)
+    if not times.null_count:
+        return times
+    # _ingested_at is µs; as the present it always fits a nanosecond time column too.
+    return pc.coalesce(times, table.column(INGESTED_AT).cast(times.type))
 
 
 def _is_sorted(column: pa.ChunkedArray) -> bool:

@@ -14,6 +14,7 @@ import deltalake
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -25,6 +26,7 @@ from arrowlog import (
     StreamNotFound,
     Unavailable,
 )
+from arrowlog.query import build_dataset
 from arrowlog.wal import WriteAheadLog
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -231,7 +233,7 @@ def test_time_column_defaults_parses_strings_and_falls_back_to_ingested_at(
     log.append("c", [{"ts": "2026-11-23T10:00:00+01:00"}, {"ts": None}])
     got = log.sql("SELECT ts, _ingested_at FROM c ORDER BY _offset").to_arrow().to_pylist()
     assert got[0]["ts"] == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-    assert got[1]["ts"] == got[1]["_ingested_at"]  # a record without a time gets its ingestion time
+    assert got[1]["ts"] is None  # kept as sent; the ingestion time places it (see below)
 
 
 def test_declared_stream_with_schema_and_time_column(log: arrowlog.Log) -> None:
@@ -653,3 +655,50 @@ def test_nanosecond_times_are_stored_exactly_and_other_readers_read_them(
     glob = str(path / "*" / "*.parquet")
     by_duckdb = duckdb.sql(f"SELECT epoch_ns(ts) FROM read_parquet('{glob}') ORDER BY 1")
     assert [r[0] for r in by_duckdb.fetchall()] == sorted(expected)
+
+
+@pytest.mark.parametrize("max_native_files", [256, 0], ids=["native-scan", "dataset-scan"])
+def test_rows_without_a_time_keep_it_null_and_land_in_their_ingestion_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_native_files: int
+) -> None:
+    import duckdb
+
+    # With many files DataFusion scans one pyarrow dataset of all segments, as DuckDB
+    # always does; its per-file guarantees must not let "ts IS NULL" skip a file.
+    monkeypatch.setattr("arrowlog.query._NATIVE_MAX_FILES", max_native_files)
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        now = datetime.now(UTC)  # n=3 shares a file (today's) with the rows lacking a time
+        log.append("s", [{"ts": T0, "n": 0}, {"ts": None, "n": 1}, {"n": 2}, {"ts": now, "n": 3}])
+        log.flush()
+        log.append("s", [{"n": 4}, {"n": 5}])  # a segment whose rows all lack a time
+        log.flush()
+        log.append("s", [{"ts": T0 + timedelta(days=1), "n": 6}])  # one without nulls
+        log.flush()
+        log.append("s", [{"n": 7}])  # still buffered
+        ingest_day = log.sql("SELECT max(_ingested_at) AS m FROM s").to_arrow()
+        ingest_day = ingest_day.column("m")[0].as_py().date()
+        assert log.describe("s").min_time == T0  # null times do not count
+        for engine in ("datafusion", "duckdb"):
+            nulls = log.sql("SELECT n FROM s WHERE ts IS NULL ORDER BY n", engine=engine)
+            assert nulls.to_arrow().column("n").to_pylist() == [1, 2, 4, 5, 7], engine
+            times = log.sql(f"SELECT count(*) AS c FROM s WHERE ts >= TIMESTAMP '{T0.isoformat()}'")
+            assert times.to_arrow().column("c")[0].as_py() == 3
+    # Closing flushed the last record too; every row is in a segment now.
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        assert log.describe("s").buffered_rows == 0
+        count = "SELECT count(*) AS c FROM s WHERE ts IS NULL"
+        ours = log.sql(count).to_arrow().column("c")[0].as_py()
+        # What an engine that pushes the predicate into the dataset gets.
+        pushed = build_dataset(log._snapshot("s")).count_rows(filter=ds.field("ts").is_null())
+        assert pushed == ours
+    path = tmp_path / "streams" / "s"
+    glob = str(path / "*" / "*.parquet")
+    rows = duckdb.sql(
+        f"SELECT _offset, ts, day FROM read_parquet('{glob}', hive_partitioning = true)"
+    ).fetchall()
+    assert ours == sum(1 for _, ts, _ in rows if ts is None) == 5
+    days = {offset: str(day) for offset, _, day in rows}
+    assert days[0] == "2026-11-20" and days[6] == "2026-11-21"
+    assert {days[n] for n in (1, 2, 3, 4, 5, 7)} == {ingest_day.isoformat()}
+    actions = pa.table(deltalake.DeltaTable(str(path)).get_add_actions(flatten=True))
+    assert sorted(actions.column("null_count.ts").to_pylist()) == [0, 0, 1, 2, 2]

@@ -34,6 +34,7 @@ from arrowlog.schema import (
 )
 
 UTC = dt.UTC
+NS = pa.timestamp("ns", tz="UTC")
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LIMIT = 1024
 
@@ -624,18 +625,22 @@ def test_coerce_names_the_time_value_that_does_not_parse() -> None:
         coerce(table, pa.schema([("ts", TIME_TYPE)]), "ts", NOW, stream="s")
 
 
-def test_coerce_fills_missing_times_with_ingested_at() -> None:
+def test_coerce_keeps_missing_times_null() -> None:
+    # What the producer sent is kept: a record without a time has a null time, and its
+    # ingestion time (in _ingested_at) places it in a day partition (prepare_segment).
     table = prepare([{"ts": "2026-11-23T10:00:00Z"}, {"ts": None}, {"msg": "no time"}])
     out, _ = coerce(table, None, "ts", NOW, stream="s")
-    assert out.column("ts").to_pylist() == [utc(2026, 11, 23, 10), NOW, NOW]
-    assert out.column("ts").null_count == 0
+    assert out.column("ts").to_pylist() == [utc(2026, 11, 23, 10), None, None]
+    assert out.column(INGESTED_AT).to_pylist() == [NOW] * 3
 
 
-def test_coerce_fills_a_time_column_absent_from_the_batch() -> None:
+def test_coerce_leaves_a_time_column_absent_from_the_batch_null() -> None:
     stream = pa.schema([("ts", TIME_TYPE), ("msg", pa.string())])
     out, schema = coerce(prepare([{"msg": "a"}]), stream, "ts", NOW, stream="s")
     assert schema == stream
-    assert out.column("ts").to_pylist() == [NOW]
+    assert out.column("ts").to_pylist() == [None]
+    out, _ = coerce(prepare([{"msg": "a"}]), pa.schema([("ts", NS)]), "ts", NOW, stream="s")
+    assert out.column("ts").type == NS and out.column("ts").to_pylist() == [None]
 
 
 def test_coerce_adds_a_declared_time_column_nobody_sent() -> None:
@@ -643,7 +648,7 @@ def test_coerce_adds_a_declared_time_column_nobody_sent() -> None:
         prepare([{"msg": "a"}]), pa.schema([("msg", pa.string())]), "at", NOW, stream="s"
     )
     assert schema == pa.schema([("msg", pa.string()), ("at", TIME_TYPE)])
-    assert out.column("at").to_pylist() == [NOW]
+    assert out.column("at").to_pylist() == [None]
 
 
 def test_coerce_rejects_a_new_time_column_that_is_not_a_time() -> None:
@@ -837,8 +842,6 @@ def test_coerce_quotes_the_time_value_that_does_not_parse(values: list[Any], quo
 
 
 # -- time: nanoseconds -----------------------------------------------------------------
-
-NS = pa.timestamp("ns", tz="UTC")
 DEC4_NS = EPOCH * 1_000_000_000  # 2026-12-04T08:00:00Z in nanoseconds
 
 
@@ -1044,12 +1047,12 @@ def test_successive_batches_keep_every_row_and_value(batches: list[list[dict[str
         assert out.column(INGESTED_AT).to_pylist() == [ingested] * len(batch)
         outputs.append((batch, ingested, out))
 
-    for batch, ingested, out in outputs:
+    for batch, _ingested, out in outputs:
         for record, row in zip(batch, out.to_pylist(), strict=True):
             for key in ("i", "f", "s"):
                 assert row.get(key) == record.get(key)
             sent = record.get("ts")
             if time_column == "ts":
-                assert row["ts"] == (sent[1] if sent else ingested)
+                assert row["ts"] == (sent[1] if sent else None)
             else:
                 assert row.get("ts") == (sent[0] if sent else None)

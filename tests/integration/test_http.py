@@ -650,3 +650,6 @@ def test_shippers_times_become_the_time_column(
     table = pa.ipc.open_stream(r.content).read_all()
     assert table.schema.field("timestamp").type == pa.timestamp("ns", tz="UTC")
     assert table.column("timestamp").cast(pa.int64()).to_pylist() == [epoch * 10**9 + 123456789]
+    r = http.get(f"/v1/streams/{otel}")
+    assert r.status_code == 200, r.text
+    assert r.json()["min_time"].startswith("2026-12-04T08:00:00.123456")

@@ -673,22 +673,19 @@ def _is_number(t: pa.DataType) -> bool:
 
 def _all_plausible_times(name: str, column: pa.Array) -> bool:
     """True if every value is a time, and every epoch number (or string of one) >= 1e8."""
-    if pa.types.is_string(column.type):
-        numbers = pc.if_else(
-            pc.match_substring_regex(column, f"{_EPOCH_INT_RE}|{_EPOCH_FLOAT_RE}"),
-            column,
-            pa.scalar(None, pa.string()),
-        )
-    else:
-        numbers = column
     try:
         _to_timestamps(name, column)
-        if _is_number(column.type) or numbers.null_count < len(numbers):
-            low = pc.min(numbers.cast(pa.float64())).as_py()
-            return low is None or low >= _PLAUSIBLE_EPOCH
-    except (InvalidInput, pa.ArrowInvalid):
+    except InvalidInput:
         return False
-    return True
+    if pa.types.is_string(column.type):
+        epoch = pc.match_substring_regex(column, f"{_EPOCH_INT_RE}|{_EPOCH_FLOAT_RE}")
+        numbers = _where(epoch, column)
+    elif _is_number(column.type):
+        numbers = column
+    else:
+        return True  # timestamps and dates
+    low = pc.min(numbers.cast(pa.float64())).as_py()
+    return low is None or low >= _PLAUSIBLE_EPOCH
 
 
 def _to_timestamps(name: str, array: pa.Array) -> pa.Array:

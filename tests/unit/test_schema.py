@@ -777,6 +777,16 @@ def test_choose_time_column_finds_epoch_numbers_and_other_formats(name: str, val
     assert choose_time_column(prepare([{name: value, "msg": "x"}])) == name
 
 
+@pytest.mark.parametrize(
+    "value", [dt.date(2026, 12, 4), "2026-12-04", DEC4], ids=["date32", "iso-date", "datetime"]
+)
+def test_choose_time_column_takes_a_date_column_of_dates(value: Any) -> None:
+    table = prepare([{"date": value, "msg": "x"}])
+    assert choose_time_column(table) == "date"
+    out, _ = coerce(table, None, "date", NOW, stream="s")
+    assert out.column("date").to_pylist() == [DEC4 if value is DEC4 else utc(2026, 12, 4)]
+
+
 def test_date_is_the_last_time_candidate() -> None:
     assert TIME_CANDIDATES[-1] == "date"
     table = prepare([{"date": EPOCH + 0.5, "time": "2026-12-04T08:00:00Z"}])

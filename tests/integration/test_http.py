@@ -619,7 +619,7 @@ def test_shippers_times_become_the_time_column(
     append(http, nginx, ndjson([{"time": "04/Dec/2026:08:00:02 +0000", "status": 201}]))
 
     connection = dbapi.connect(
-        arrowlog_serve.flight_url, db_kwargs={header: f"Bearer {TEST_TOKEN}"}
+        arrowlog_serve.flight_url, db_kwargs={header: f"Bearer {TEST_TOKEN}"}, autocommit=True
     )
     try:
         with connection.cursor() as cur:

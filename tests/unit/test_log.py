@@ -702,3 +702,23 @@ def test_rows_without_a_time_keep_it_null_and_land_in_their_ingestion_day(
     assert {days[n] for n in (1, 2, 3, 4, 5, 7)} == {ingest_day.isoformat()}
     actions = pa.table(deltalake.DeltaTable(str(path)).get_add_actions(flatten=True))
     assert sorted(actions.column("null_count.ts").to_pylist()) == [0, 0, 1, 2, 2]
+
+
+def test_a_declared_time_column_reads_epoch_numbers_and_every_time_format(
+    log: arrowlog.Log,
+) -> None:
+    info = log.create_stream("events", pa.schema([("at", pa.int64())]), time_column="at")
+    assert info.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    log.append("events", [{"at": 1_796_371_200}, {"at": 1_796_371_200_000}])
+    log.append("events", [{"at": "Fri, 04 Dec 2026 08:00:00 GMT"}])
+    log.append("events", [{"at": 1_796_371_200.5}])
+    log.append("later", [{"when": "04/Dec/2026:09:00:00 +0100"}], time_column="when")
+    assert log.describe("later").time_column == "when"
+    dec4 = datetime(2026, 12, 4, 8, tzinfo=UTC)
+    got = log.sql("SELECT at FROM events ORDER BY _offset").to_arrow().column("at").to_pylist()
+    assert got == [dec4, dec4, dec4, dec4.replace(microsecond=500000)]
+    assert log.sql("SELECT when FROM later").to_arrow().column("when").to_pylist() == [dec4]
+    with pytest.raises(
+        InvalidInput, match=r"^column 'at' has a value that is not a timestamp: 'soon'$"
+    ):
+        log.append("events", [{"at": "soon"}])

@@ -615,7 +615,7 @@ _TIME_LOCAL_FORMATS = ("%d/%b/%Y:%H:%M:%S %z",)  # nginx/Apache $time_local
 
 
 def choose_time_column(table: pa.Table, declared: str | None = None) -> str:
-    """Pick the column a new stream is partitioned and pruned by (DESIGN §4).
+    """Pick the column a new stream is sorted, partitioned and pruned by.
 
     Args:
         table: the stream's first batch, normalized.

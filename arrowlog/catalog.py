@@ -64,6 +64,8 @@ class SegmentInfo:
     max_time: datetime | None
     day: date | None = None  # the Hive-style partition value
     partition: int | None = None  # the stream partition of every row (None: mixed/unknown)
+    # Rows whose time is null (placed by their ingestion time); None: unknown.
+    time_nulls: int | None = None
 
 
 class StreamCatalog:
@@ -118,7 +120,7 @@ class StreamCatalog:
                 wrote_settings = True
             table = DeltaTable.create(
                 uri,
-                schema,
+                _delta_schema(schema),
                 storage_options=storage.delta_options,
                 mode="ignore",
                 partition_by=[PARTITION],
@@ -189,7 +191,7 @@ class StreamCatalog:
     @property
     def user_schema(self) -> pa.Schema:
         """The table's schema without system and partition columns."""
-        schema = pa.schema(self._table.schema().to_arrow())
+        schema = _arrow_schema(pa.schema(self._table.schema().to_arrow()))
         drop = {OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION}
         return pa.schema([f for f in schema if f.name not in drop])
 
@@ -207,7 +209,7 @@ class StreamCatalog:
 
     def widened(self, schema: pa.Schema) -> list[str]:
         """The columns whose type ``schema`` widens from the table's (segments to rewrite)."""
-        stored = pa.schema(self._table.schema().to_arrow())
+        stored = _arrow_schema(pa.schema(self._table.schema().to_arrow()))
         return [
             f.name
             for f in schema
@@ -274,7 +276,7 @@ class StreamCatalog:
         if watermark is not None:
             metadata["arrowlog.last_offset"] = str(watermark)
         try:
-            self._evolve(schema)
+            self._evolve(_delta_schema(schema))
             table_schema = self._widen(schema) if widen else None
             replaced = None
             if table_schema is not None:
@@ -438,8 +440,8 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
         )
     ]
     return [
-        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day, part)
-        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day, part in zip(
+        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day, part, nulls)
+        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day, part, nulls in zip(
             paths,
             column("size_bytes"),
             column("num_records"),
@@ -449,6 +451,7 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
             column(f"max.{time_column}"),
             column(f"partition.{PARTITION}"),
             parts,
+            column(f"null_count.{time_column}"),
             strict=True,
         )
     ]
@@ -462,6 +465,34 @@ def _remove_new_table(storage: Storage, uri: str, settings_uri: str) -> None:
             Path(uri).rmdir()
     except OSError:
         logger.warning("could not remove the half-created stream table at %s", uri)
+
+
+# Delta Lake's timestamp is microseconds; its nanosecond type needs the timestampNanos table
+# feature, which Polars, deltalake's own reader and most engines refuse to read. So a
+# nanosecond column is declared to Delta as a timestamp marked with this field metadata,
+# its files hold INT64 TIMESTAMP(NANOS) (Parquet readers get every digit, Delta readers
+# that cast to the table's type get microseconds), and arrowlog reads the unit back.
+_UNIT_KEY = "arrowlog.unit"
+
+
+def _delta_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as declared to Delta: nanosecond timestamps as marked microsecond ones."""
+    return pa.schema(
+        pa.field(f.name, pa.timestamp("us", tz=f.type.tz), f.nullable, {_UNIT_KEY: "ns"})
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns"
+        else f
+        for f in schema
+    )
+
+
+def _arrow_schema(schema: pa.Schema) -> pa.Schema:
+    """The inverse of ``_delta_schema``: the Delta table's schema in the stream's types."""
+    return pa.schema(
+        pa.field(f.name, pa.timestamp("ns", tz=f.type.tz), f.nullable)
+        if pa.types.is_timestamp(f.type) and (f.metadata or {}).get(_UNIT_KEY.encode()) == b"ns"
+        else f
+        for f in schema
+    )
 
 
 def stored_schema(user_schema: pa.Schema, partitions: int) -> pa.Schema:

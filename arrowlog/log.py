@@ -306,7 +306,8 @@ class Log:
             data: a list of dicts, a dict of lists, a pyarrow Table/RecordBatch/reader,
                 a pandas or polars DataFrame, or any Arrow stream (``__arrow_c_stream__``).
             time_column: for a new stream, its time column (default: the first of
-                ``timestamp``, ``ts``, ``time``, ``@timestamp``, else ``_ingested_at``).
+                ``timestamp``, ``ts``, ``time``, ``@timestamp``, ``date`` holding times,
+                else ``_ingested_at``).
             partition: cluster mode: the partition to write (default: one this node holds).
                 A partition another node writes raises ``NotPartitionOwner`` naming it.
 
@@ -1002,7 +1003,7 @@ class Log:
         for t in snap.buffer:
             offsets += [t.column(OFFSET)[0].as_py(), t.column(OFFSET)[-1].as_py()]
             lo, hi = pc.min_max(t.column(snap.time_column)).values()
-            times += [lo.as_py(), hi.as_py()]
+            times += [x.as_py() for x in (lo, hi) if x.is_valid]  # null times do not count
         return StreamInfo(
             name=snap.name,
             schema=snap.schema,

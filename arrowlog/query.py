@@ -37,7 +37,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
@@ -129,7 +128,8 @@ def _empty_parquet() -> pa.Buffer:
 _EMPTY_PARQUET = _empty_parquet()
 
 
-_MS_TRUNCATION = timedelta(microseconds=999)
+# The most a time column's true maximum can exceed its Delta statistic, in its unit.
+_MS_TRUNCATION = {"s": 0, "ms": 0, "us": 999, "ns": 999_999}
 _FRAGMENTS: OrderedDict[tuple, list[ds.Fragment]] = OrderedDict()
 _FRAGMENTS_LOCK = threading.Lock()
 _FRAGMENT_CACHE_SIZE = 256
@@ -167,16 +167,22 @@ def _guarantee(seg: SegmentInfo, snap: TableSnapshot) -> ds.Expression:
     expr = ds.scalar(True)
     if seg.min_offset is not None and seg.max_offset is not None:
         expr = expr & (ds.field(OFFSET) >= seg.min_offset) & (ds.field(OFFSET) <= seg.max_offset)
-    if seg.min_time is not None and seg.max_time is not None:
+    time = ds.field(snap.time_column)
+    if seg.min_time is None or seg.max_time is None:
+        # No time statistics: every time is null (then say so), or nothing is known.
+        if seg.time_nulls is not None and seg.time_nulls == seg.rows:
+            expr = expr & time.is_null()
+    else:
         t = snap.schema.field(snap.time_column).type
         # Delta keeps timestamp statistics truncated to milliseconds: the true maximum can
-        # lie up to 999 µs above the recorded one (the minimum is truncated down: safe).
-        # Without widening, a filter like ts > x.9995 would skip a file with a matching row.
-        expr = (
-            expr
-            & (ds.field(snap.time_column) >= pa.scalar(seg.min_time, t))
-            & (ds.field(snap.time_column) <= pa.scalar(seg.max_time + _MS_TRUNCATION, t))
-        )
+        # lie up to 1 ms less one unit of the column above the recorded one (999 µs, or
+        # 999,999 ns); the minimum is truncated down: safe. Without widening, a filter like
+        # ts > x.9995 would skip a file with a matching row.
+        top = pa.scalar(seg.max_time, t).value + _MS_TRUNCATION[t.unit]
+        in_range = (time >= pa.scalar(seg.min_time, t)) & (time <= pa.scalar(top, t))
+        # A row without a time lies in no range: a file that may hold one must stay
+        # visible to "ts IS NULL" (the range alone would tell the engine it has none).
+        expr = expr & (in_range if seg.time_nulls == 0 else in_range | time.is_null())
     return expr
 
 

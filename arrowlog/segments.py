@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from arrowlog.config import Settings
 from arrowlog.errors import StorageError
-from arrowlog.schema import OFFSET, PARTITION, STREAM_PARTITION
+from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, STREAM_PARTITION
 from arrowlog.storage import Storage
 
 __all__ = ["SegmentFile", "prepare_segment", "write_segment_files"]
@@ -64,14 +64,27 @@ class SegmentFile:
 def prepare_segment(table: pa.Table, time_column: str) -> pa.Table:
     """Sort by the time column (ties keep offset order) and add the ``day`` partition column.
 
+    A row whose time is null (its producer sent none) is placed by its ``_ingested_at``:
+    it sorts and partitions as if that were its time, while the time stays null as sent.
     Live logs mostly arrive in time order already; checking that costs a fraction of a
     millisecond per million rows, sorting a few hundred.
     """
-    times = table.column(time_column)
+    times = _placing_times(table, time_column)
     if table.num_rows > 1 and not _is_sorted(times):
-        table = table.sort_by([(time_column, "ascending"), (OFFSET, "ascending")])
-    day = pc.cast(table.column(time_column), pa.date32())
+        keys = pa.table({"time": times, "offset": table.column(OFFSET)})
+        order = pc.sort_indices(keys, sort_keys=[("time", "ascending"), ("offset", "ascending")])
+        table, times = table.take(order), times.take(order)
+    day = pc.cast(times, pa.date32())
     return table.append_column(pa.field(PARTITION, pa.date32()), day)
+
+
+def _placing_times(table: pa.Table, time_column: str) -> pa.ChunkedArray:
+    """The time column, with each null replaced by the row's ingestion time."""
+    times = table.column(time_column)
+    if not times.null_count:
+        return times
+    # _ingested_at is µs; as the present it always fits a nanosecond time column too.
+    return pc.coalesce(times, table.column(INGESTED_AT).cast(times.type))
 
 
 def _is_sorted(column: pa.ChunkedArray) -> bool:
@@ -176,6 +189,10 @@ def _write_one(
             use_dictionary=dictionary_columns(table),
             write_statistics=statistics_columns(table),
             write_page_index=True,
+            # Format 2.6 has INT64 TIMESTAMP(NANOS); with coerce_timestamps=None each
+            # column keeps its unit, so nanosecond columns reach every reader exact.
+            version="2.6",
+            coerce_timestamps=None,
         )
         size = storage.write_bytes(uri, sink.getvalue(), fsync=fsync)
     except (OSError, pa.ArrowException) as e:
@@ -263,13 +280,23 @@ def delta_stats(table: pa.Table) -> dict[str, Any]:
             continue
         if pa.types.is_floating(t) and _has_nan(column):
             continue  # min_max skips NaN: the bounds would exclude those rows
-        lo, hi = (v.as_py() for v in pc.min_max(column).values())
+        lo, hi = pc.min_max(column).values()
+        if pa.types.is_timestamp(t):
+            lo, hi = _floor_to_ms(lo), _floor_to_ms(hi)
+        lo, hi = lo.as_py(), hi.as_py()
         if pa.types.is_floating(t) and not all(math.isfinite(v) for v in (lo, hi)):
             continue
         if pa.types.is_string(t) and max(len(lo), len(hi)) > _MAX_STAT_STRING:
             continue
         mins[field.name], maxs[field.name] = _json_value(lo), _json_value(hi)
     return {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
+
+
+def _floor_to_ms(value: pa.TimestampScalar) -> pa.Scalar:
+    """A timestamp floored to the millisecond Delta keeps: still a lower bound for a
+    minimum (before 1970 too), and a nanosecond value needs no pandas to become a datetime."""
+    floored = pc.floor_temporal(value, unit="millisecond")
+    return floored.cast(pa.timestamp("ms", tz=value.type.tz))
 
 
 def _json_value(value: Any) -> Any:

@@ -577,3 +577,79 @@ def _refs(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from _refs(v)
+
+
+# -- time formats ------------------------------------------------------------------------
+
+
+def test_shippers_times_become_the_time_column(
+    arrowlog_serve: ArrowlogServe, http: httpx.Client, stream_name: str
+) -> None:
+    import adbc_driver_flightsql
+    import adbc_driver_flightsql.dbapi as dbapi
+    import pyarrow.flight as flight
+
+    # 2026-12-04T08:00:00Z; Fluent Bit's default "date" is a double of epoch seconds.
+    epoch = 1_796_371_200
+    fluent, nginx, otel = (f"{stream_name}_{s}" for s in ("fluent", "nginx", "otel"))
+    append(
+        http,
+        fluent,
+        ndjson([{"date": epoch + 0.25, "log": "a"}, {"date": epoch + 1.5, "log": "b"}]),
+    )
+    append(http, fluent, ndjson([{"date": (epoch + 2) * 1000 + 7, "log": "epoch_ms"}]))
+    nginx_lines = [
+        {"time": "04/Dec/2026:09:00:00 +0100", "status": 200},
+        {"time": "Fri, 04 Dec 2026 08:00:01 GMT", "status": 404},
+        {"status": 500},  # no time: stays null, placed by its ingestion time
+    ]
+    append(http, nginx, ndjson(nginx_lines))
+    append(http, otel, ndjson([{"timestamp": "2026-12-04T08:00:00.123456789Z", "n": 1}]))
+
+    header = adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value
+    options = flight.FlightCallOptions(
+        headers=[(b"authorization", f"Bearer {TEST_TOKEN}".encode())]
+    )
+    client = flight.connect(arrowlog_serve.flight_url)
+    try:
+        for stream in (fluent, nginx):  # half from segments, half from the buffer
+            list(client.do_action(flight.Action("flush", stream.encode()), options))
+    finally:
+        client.close()
+    append(http, nginx, ndjson([{"time": "04/Dec/2026:08:00:02 +0000", "status": 201}]))
+
+    connection = dbapi.connect(
+        arrowlog_serve.flight_url, db_kwargs={header: f"Bearer {TEST_TOKEN}"}, autocommit=True
+    )
+    try:
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT date, log FROM {fluent} ORDER BY _offset")
+            got = cur.fetch_arrow_table()
+            cur.execute(f"SELECT time, status FROM {nginx} ORDER BY _offset")
+            lines = cur.fetch_arrow_table()
+    finally:
+        connection.close()
+    assert got.schema.field("date").type == pa.timestamp("us", tz="UTC")
+    micros = [(epoch * 10**6) + 250_000, (epoch + 1) * 10**6 + 500_000, (epoch + 2) * 10**6 + 7000]
+    assert got.column("date").cast(pa.int64()).to_pylist() == micros
+    seconds = [epoch, epoch + 1, None, epoch + 2]
+    assert [
+        None if v is None else v // 10**6 for v in lines.column("time").cast(pa.int64()).to_pylist()
+    ] == seconds
+    assert lines.column("status").to_pylist() == [200, 404, 500, 201]
+
+    described = http.get(f"/v1/streams/{nginx}").json()
+    assert described["time_column"] == "time"
+    assert described["segments"] >= 1 and described["buffered_rows"] == 1
+    assert http.get(f"/v1/streams/{fluent}").json()["time_column"] == "date"
+    r = query(http, f"SELECT count(*) AS n FROM {nginx} WHERE time IS NULL")
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [[1]]
+
+    r = query(http, f"SELECT timestamp FROM {otel}", "application/vnd.apache.arrow.stream")
+    table = pa.ipc.open_stream(r.content).read_all()
+    assert table.schema.field("timestamp").type == pa.timestamp("ns", tz="UTC")
+    assert table.column("timestamp").cast(pa.int64()).to_pylist() == [epoch * 10**9 + 123456789]
+    r = http.get(f"/v1/streams/{otel}")
+    assert r.status_code == 200, r.text
+    assert r.json()["min_time"].startswith("2026-12-04T08:00:00.123456")

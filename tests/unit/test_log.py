@@ -14,6 +14,7 @@ import deltalake
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -25,6 +26,7 @@ from arrowlog import (
     StreamNotFound,
     Unavailable,
 )
+from arrowlog.query import build_dataset
 from arrowlog.wal import WriteAheadLog
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -231,7 +233,7 @@ def test_time_column_defaults_parses_strings_and_falls_back_to_ingested_at(
     log.append("c", [{"ts": "2026-11-23T10:00:00+01:00"}, {"ts": None}])
     got = log.sql("SELECT ts, _ingested_at FROM c ORDER BY _offset").to_arrow().to_pylist()
     assert got[0]["ts"] == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-    assert got[1]["ts"] == got[1]["_ingested_at"]  # a record without a time gets its ingestion time
+    assert got[1]["ts"] is None  # kept as sent; the ingestion time places it (see below)
 
 
 def test_declared_stream_with_schema_and_time_column(log: arrowlog.Log) -> None:
@@ -602,3 +604,121 @@ def test_a_long_compaction_does_not_hold_up_flushes(tmp_path: Path) -> None:
             {"c": 4, "s": 12}
         ]
         assert log.describe("s").segments == 2  # the merged file + the later flush's
+
+
+# 2026-12-04T08:00:00Z in nanoseconds.
+DEC4_NS = 1_796_371_200 * 10**9
+NS = pa.timestamp("ns", tz="UTC")
+
+
+def test_nanosecond_times_are_stored_exactly_and_other_readers_read_them(
+    tmp_path: Path,
+) -> None:
+    import duckdb
+
+    nanos = [DEC4_NS + 999_999_999, DEC4_NS + 1, DEC4_NS + 86_400 * 10**9 + 123_456_789]
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        log.append("v", pa.table({"ts": pa.array(nanos, NS), "n": [0, 1, 2]}))
+        assert log.schema("v").field("ts").type == NS
+        log.flush()
+        log.append("v", [{"ts": "2026-12-04T08:00:01Z", "n": 3}])  # µs into ns: exact
+        log.flush()
+    expected = [*nanos, DEC4_NS + 10**9]
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        assert log.schema("v").field("ts").type == NS  # the unit survives a restart
+        for engine in ("datafusion", "duckdb"):
+            got = log.sql("SELECT ts FROM v ORDER BY _offset", engine=engine).to_arrow()
+            assert got.column("ts").cast(pa.int64()).to_pylist() == expected, engine
+        # Delta keeps the maximum truncated to the millisecond (.999): pruning must still
+        # keep a file whose true maximum is .999999999.
+        late = "SELECT count(*) AS c FROM v WHERE ts > TIMESTAMP '2026-12-04T08:00:00.999999998Z'"
+        assert log.sql(late).to_arrow().column("c")[0].as_py() == 3
+        assert log.describe("v").segments == 3
+
+    path = tmp_path / "streams" / "v"
+    table = deltalake.DeltaTable(str(path))
+    # Delta's own type is the common microsecond timestamp (no timestampNanos feature that
+    # most readers refuse); the field metadata tells arrowlog the files hold nanoseconds.
+    assert str(table.schema().fields[0].type) == 'PrimitiveType("timestamp")'
+    assert "timestampNanos" not in (table.protocol().reader_features or [])
+    actions = pa.table(table.get_add_actions(flatten=True))
+    assert sorted(actions.column("min.ts").to_pylist())[0] == datetime(
+        2026, 12, 4, 8, 0, 0, tzinfo=UTC
+    )
+    files = table.file_uris()
+    for f in files:
+        logical = pq.ParquetFile(f).schema.column(0).logical_type
+        assert "timeUnit=nanoseconds" in str(logical) and "isAdjustedToUTC=true" in str(logical)
+    by_polars = pl.scan_parquet(files).select(pl.col("ts").dt.epoch("ns")).collect()
+    assert sorted(by_polars.to_series().to_list()) == sorted(expected)
+    assert pl.scan_delta(str(path)).select(pl.len()).collect().item() == 4
+    glob = str(path / "*" / "*.parquet")
+    by_duckdb = duckdb.sql(f"SELECT epoch_ns(ts) FROM read_parquet('{glob}') ORDER BY 1")
+    assert [r[0] for r in by_duckdb.fetchall()] == sorted(expected)
+
+
+@pytest.mark.parametrize("max_native_files", [256, 0], ids=["native-scan", "dataset-scan"])
+def test_rows_without_a_time_keep_it_null_and_land_in_their_ingestion_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_native_files: int
+) -> None:
+    import duckdb
+
+    # With many files DataFusion scans one pyarrow dataset of all segments, as DuckDB
+    # always does; its per-file guarantees must not let "ts IS NULL" skip a file.
+    monkeypatch.setattr("arrowlog.query._NATIVE_MAX_FILES", max_native_files)
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        now = datetime.now(UTC)  # n=3 shares a file (today's) with the rows lacking a time
+        log.append("s", [{"ts": T0, "n": 0}, {"ts": None, "n": 1}, {"n": 2}, {"ts": now, "n": 3}])
+        log.flush()
+        log.append("s", [{"n": 4}, {"n": 5}])  # a segment whose rows all lack a time
+        log.flush()
+        log.append("s", [{"ts": T0 + timedelta(days=1), "n": 6}])  # one without nulls
+        log.flush()
+        log.append("s", [{"n": 7}])  # still buffered
+        ingest_day = log.sql("SELECT max(_ingested_at) AS m FROM s").to_arrow()
+        ingest_day = ingest_day.column("m")[0].as_py().date()
+        assert log.describe("s").min_time == T0  # null times do not count
+        for engine in ("datafusion", "duckdb"):
+            nulls = log.sql("SELECT n FROM s WHERE ts IS NULL ORDER BY n", engine=engine)
+            assert nulls.to_arrow().column("n").to_pylist() == [1, 2, 4, 5, 7], engine
+            times = log.sql(f"SELECT count(*) AS c FROM s WHERE ts >= TIMESTAMP '{T0.isoformat()}'")
+            assert times.to_arrow().column("c")[0].as_py() == 3
+    # Closing flushed the last record too; every row is in a segment now.
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        assert log.describe("s").buffered_rows == 0
+        count = "SELECT count(*) AS c FROM s WHERE ts IS NULL"
+        ours = log.sql(count).to_arrow().column("c")[0].as_py()
+        # What an engine that pushes the predicate into the dataset gets.
+        pushed = build_dataset(log._snapshot("s")).count_rows(filter=ds.field("ts").is_null())
+        assert pushed == ours
+    path = tmp_path / "streams" / "s"
+    glob = str(path / "*" / "*.parquet")
+    rows = duckdb.sql(
+        f"SELECT _offset, ts, day FROM read_parquet('{glob}', hive_partitioning = true)"
+    ).fetchall()
+    assert ours == sum(1 for _, ts, _ in rows if ts is None) == 5
+    days = {offset: str(day) for offset, _, day in rows}
+    assert days[0] == "2026-11-20" and days[6] == "2026-11-21"
+    assert {days[n] for n in (1, 2, 3, 4, 5, 7)} == {ingest_day.isoformat()}
+    actions = pa.table(deltalake.DeltaTable(str(path)).get_add_actions(flatten=True))
+    assert sorted(actions.column("null_count.ts").to_pylist()) == [0, 0, 1, 2, 2]
+
+
+def test_a_declared_time_column_reads_epoch_numbers_and_every_time_format(
+    log: arrowlog.Log,
+) -> None:
+    info = log.create_stream("events", pa.schema([("at", pa.int64())]), time_column="at")
+    assert info.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    log.append("events", [{"at": 1_796_371_200}, {"at": 1_796_371_200_000}])
+    log.append("events", [{"at": "Fri, 04 Dec 2026 08:00:00 GMT"}])
+    log.append("events", [{"at": 1_796_371_200.5}])
+    log.append("later", [{"when": "04/Dec/2026:09:00:00 +0100"}], time_column="when")
+    assert log.describe("later").time_column == "when"
+    dec4 = datetime(2026, 12, 4, 8, tzinfo=UTC)
+    got = log.sql("SELECT at FROM events ORDER BY _offset").to_arrow().column("at").to_pylist()
+    assert got == [dec4, dec4, dec4, dec4.replace(microsecond=500000)]
+    assert log.sql("SELECT when FROM later").to_arrow().column("when").to_pylist() == [dec4]
+    with pytest.raises(
+        InvalidInput, match=r"^column 'at' has a value that is not a timestamp: 'soon'$"
+    ):
+        log.append("events", [{"at": "soon"}])

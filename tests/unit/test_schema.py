@@ -21,6 +21,7 @@ from arrowlog.schema import (
     OFFSET,
     PARTITION,
     RESERVED,
+    TIME_CANDIDATES,
     TIME_TYPE,
     choose_time_column,
     coerce,
@@ -33,6 +34,7 @@ from arrowlog.schema import (
 )
 
 UTC = dt.UTC
+NS = pa.timestamp("ns", tz="UTC")
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 LIMIT = 1024
 
@@ -240,7 +242,6 @@ def test_normalize_maps_each_type_to_its_storable_form(
             utc(2026, 11, 23, 10, 0, 0, 123000),
         ),
         (pa.array([1_795_428_000_000_001], pa.timestamp("us")), utc(2026, 11, 23, 10, 0, 0, 1)),
-        (pa.array([1_795_428_000_000_001_999], pa.timestamp("ns")), utc(2026, 11, 23, 10, 0, 0, 1)),
         (
             pa.array(
                 [dt.datetime(2026, 11, 23, 11, tzinfo=dt.timezone(dt.timedelta(hours=1)))],
@@ -249,9 +250,9 @@ def test_normalize_maps_each_type_to_its_storable_form(
             utc(2026, 11, 23, 10),
         ),
     ],
-    ids=["naive-s", "utc-ms", "naive-us", "naive-ns", "paris-ms"],
+    ids=["naive-s", "utc-ms", "naive-us", "paris-ms"],
 )
-def test_normalize_makes_every_timestamp_utc_microseconds(
+def test_normalize_makes_coarser_timestamps_utc_microseconds(
     array: pa.Array, expected: dt.datetime
 ) -> None:
     table = normalize(pa.table({"t": array}), max_string_bytes=LIMIT)
@@ -411,14 +412,23 @@ def test_choose_time_column_prefers_the_earlier_candidate() -> None:
 @pytest.mark.parametrize(
     ("records", "expected"),
     [
-        ([{"ts": 1700000000}], INGESTED_AT),
+        ([{"ts": 17}], INGESTED_AT),
+        ([{"ts": True}], INGESTED_AT),
         ([{"ts": "yesterday"}], INGESTED_AT),
         ([{"ts": "2026-11-23T10:00:00Z"}, {"ts": "soon"}], INGESTED_AT),
         ([{"ts": "garbage", "time": "2026-11-23T10:00:00Z"}], "time"),
         ([{"ts": None, "msg": "x"}], INGESTED_AT),
         ([{"when": "2026-11-23T10:00:00Z"}], INGESTED_AT),
     ],
-    ids=["int", "garbage", "partly-garbage", "next-candidate", "all-null", "no-candidate"],
+    ids=[
+        "small-int",
+        "bool",
+        "garbage",
+        "partly-garbage",
+        "next-candidate",
+        "all-null",
+        "no-candidate",
+    ],
 )
 def test_choose_time_column_falls_back(records: list[dict[str, Any]], expected: str) -> None:
     assert choose_time_column(prepare(records)) == expected
@@ -434,15 +444,19 @@ def test_choose_time_column_accepts_a_declared_column() -> None:
 @pytest.mark.parametrize(
     ("declared", "message"),
     [
-        ("nope", "time column 'nope' is not in the batch, whose columns are 'n', 'when'"),
-        ("n", "time column 'n' has type int64; it must be a timestamp or an ISO-8601 string"),
+        ("nope", "time column 'nope' is not in the batch, whose columns are 'b', 'when'"),
+        (
+            "b",
+            "time column 'b' has type bool; it must be a timestamp, a time string or an "
+            "epoch number",
+        ),
         ("when", "column 'when' has a value that is not a timestamp: 'later'"),
     ],
 )
 def test_choose_time_column_rejects_an_unusable_declared_column(
     declared: str, message: str
 ) -> None:
-    table = prepare([{"n": 1, "when": "later"}])
+    table = prepare([{"b": True, "when": "later"}])
     with pytest.raises(InvalidInput, match=exactly(message)):
         choose_time_column(table, declared)
 
@@ -606,7 +620,6 @@ def test_coerce_waits_for_a_typed_batch_before_adding_an_empty_list_column() -> 
         ("2026-11-23T10:00:00", utc(2026, 11, 23, 10)),
         ("2026-11-23 10:00", utc(2026, 11, 23, 10)),
         ("2026-11-23", utc(2026, 11, 23)),
-        ("2026-11-23T10:00:00.123456789Z", utc(2026, 11, 23, 10, 0, 0, 123456)),
     ],
 )
 def test_coerce_parses_iso_time_strings_naive_as_utc(text: str, expected: dt.datetime) -> None:
@@ -632,18 +645,22 @@ def test_coerce_names_the_time_value_that_does_not_parse() -> None:
         coerce(table, pa.schema([("ts", TIME_TYPE)]), "ts", NOW, stream="s")
 
 
-def test_coerce_fills_missing_times_with_ingested_at() -> None:
+def test_coerce_keeps_missing_times_null() -> None:
+    # What the producer sent is kept: a record without a time has a null time, and its
+    # ingestion time (in _ingested_at) places it in a day partition (prepare_segment).
     table = prepare([{"ts": "2026-11-23T10:00:00Z"}, {"ts": None}, {"msg": "no time"}])
     out, _ = coerce(table, None, "ts", NOW, stream="s")
-    assert out.column("ts").to_pylist() == [utc(2026, 11, 23, 10), NOW, NOW]
-    assert out.column("ts").null_count == 0
+    assert out.column("ts").to_pylist() == [utc(2026, 11, 23, 10), None, None]
+    assert out.column(INGESTED_AT).to_pylist() == [NOW] * 3
 
 
-def test_coerce_fills_a_time_column_absent_from_the_batch() -> None:
+def test_coerce_leaves_a_time_column_absent_from_the_batch_null() -> None:
     stream = pa.schema([("ts", TIME_TYPE), ("msg", pa.string())])
     out, schema = coerce(prepare([{"msg": "a"}]), stream, "ts", NOW, stream="s")
     assert schema == stream
-    assert out.column("ts").to_pylist() == [NOW]
+    assert out.column("ts").to_pylist() == [None]
+    out, _ = coerce(prepare([{"msg": "a"}]), pa.schema([("ts", NS)]), "ts", NOW, stream="s")
+    assert out.column("ts").type == NS and out.column("ts").to_pylist() == [None]
 
 
 def test_coerce_adds_a_declared_time_column_nobody_sent() -> None:
@@ -651,13 +668,16 @@ def test_coerce_adds_a_declared_time_column_nobody_sent() -> None:
         prepare([{"msg": "a"}]), pa.schema([("msg", pa.string())]), "at", NOW, stream="s"
     )
     assert schema == pa.schema([("msg", pa.string()), ("at", TIME_TYPE)])
-    assert out.column("at").to_pylist() == [NOW]
+    assert out.column("at").to_pylist() == [None]
 
 
 def test_coerce_rejects_a_new_time_column_that_is_not_a_time() -> None:
-    expected = "column 'ts' has type int64, but the time column of stream 's' must be a timestamp or an ISO-8601 string"
+    expected = (
+        "column 'ts' has type bool, but the time column of stream 's' must be a timestamp, "
+        "a time string or an epoch number"
+    )
     with pytest.raises(InvalidInput, match=exactly(expected)):
-        coerce(prepare([{"ts": 17}]), None, "ts", NOW, stream="s")
+        coerce(prepare([{"ts": True}]), None, "ts", NOW, stream="s")
 
 
 @pytest.mark.parametrize(
@@ -696,6 +716,250 @@ def test_coerce_does_not_depend_on_the_batch_column_order() -> None:
     for out, schema in results[1:]:
         assert schema == results[0][1]
         assert out.equals(results[0][0])
+
+
+# -- time: epoch numbers and string formats --------------------------------------------
+
+# 2026-12-04T08:00:00Z, a Friday.
+EPOCH = 1_796_371_200
+DEC4 = utc(2026, 12, 4, 8)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (EPOCH, DEC4),
+        (EPOCH * 1000 + 123, DEC4.replace(microsecond=123000)),
+        (EPOCH * 1_000_000 + 123456, DEC4.replace(microsecond=123456)),
+        (EPOCH * 1_000_000_000 + 123456000, DEC4.replace(microsecond=123456)),
+        (EPOCH + 0.123456, DEC4.replace(microsecond=123456)),  # Fluent Bit's double
+        (EPOCH * 1000 + 123.456, DEC4.replace(microsecond=123456)),  # epoch_ms as a double
+        (-86400, utc(1969, 12, 31)),
+        (0, utc(1970, 1, 1)),
+    ],
+    ids=["s", "ms", "us", "ns", "float-s", "float-ms", "negative-s", "zero"],
+)
+def test_coerce_reads_an_epoch_number_in_the_unit_its_magnitude_says(
+    value: float, expected: dt.datetime
+) -> None:
+    out, schema = coerce(prepare([{"date": value}]), None, "date", NOW, stream="s")
+    assert pa.types.is_timestamp(schema.field("date").type)
+    assert out.column("date").cast(TIME_TYPE).to_pylist() == [expected]
+
+
+def test_coerce_decides_the_epoch_unit_per_value() -> None:
+    values = [EPOCH, EPOCH * 1000, EPOCH * 1_000_000, EPOCH + 0.5]
+    out, _ = coerce(pa.table({"ts": pa.array(values[:3])}), None, "ts", NOW, stream="s")
+    assert out.column("ts").to_pylist() == [DEC4] * 3
+    out, _ = coerce(pa.table({"ts": pa.array(values)}), None, "ts", NOW, stream="s")
+    assert out.column("ts").to_pylist() == [DEC4] * 3 + [DEC4.replace(microsecond=500000)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-04T08:00:00Z",
+        "2026-12-04T10:00:00+02:00",
+        "2026-12-04T10:00:00+0200",
+        "2026-12-04 03:30:00-04:30",
+        "Fri, 04 Dec 2026 08:00:00 +0000",
+        "Fri, 04 Dec 2026 08:00:00 GMT",
+        "04 Dec 2026 09:30:00 +0130",
+        "Fri, 4 Dec 2026 08:00 UT",
+        "04/Dec/2026:08:00:00 +0000",
+        "04/Dec/2026:09:00:00 +0100",
+        "1796371200",
+        "1796371200000",
+    ],
+)
+def test_coerce_parses_every_supported_time_string(text: str) -> None:
+    out, schema = coerce(prepare([{"ts": text}]), None, "ts", NOW, stream="s")
+    assert schema.field("ts").type == TIME_TYPE
+    assert out.column("ts").to_pylist() == [DEC4]
+
+
+def test_coerce_reads_fractional_epoch_strings() -> None:
+    out, _ = coerce(prepare([{"ts": "1796371200.123"}]), None, "ts", NOW, stream="s")
+    assert out.column("ts").to_pylist() == [DEC4.replace(microsecond=123000)]
+
+
+def test_coerce_parses_a_batch_mixing_formats() -> None:
+    texts = ["2026-12-04T08:00:00Z", "Fri, 04 Dec 2026 08:00:00 GMT", "04/Dec/2026:08:00:00 +0000"]
+    out, _ = coerce(prepare([{"ts": t} for t in texts]), None, "ts", NOW, stream="s")
+    assert out.column("ts").to_pylist() == [DEC4, DEC4, DEC4]
+
+
+@pytest.mark.parametrize("name", ["timestamp", "ts", "time", "@timestamp", "date"])
+@pytest.mark.parametrize(
+    "value", [EPOCH, EPOCH + 0.25, EPOCH * 1000, "04/Dec/2026:08:00:00 +0000", "1796371200"]
+)
+def test_choose_time_column_finds_epoch_numbers_and_other_formats(name: str, value: Any) -> None:
+    assert choose_time_column(prepare([{name: value, "msg": "x"}])) == name
+
+
+@pytest.mark.parametrize(
+    "value", [dt.date(2026, 12, 4), "2026-12-04", DEC4], ids=["date32", "iso-date", "datetime"]
+)
+def test_choose_time_column_takes_a_date_column_of_dates(value: Any) -> None:
+    table = prepare([{"date": value, "msg": "x"}])
+    assert choose_time_column(table) == "date"
+    out, _ = coerce(table, None, "date", NOW, stream="s")
+    assert out.column("date").to_pylist() == [DEC4 if value is DEC4 else utc(2026, 12, 4)]
+
+
+def test_date_is_the_last_time_candidate() -> None:
+    assert TIME_CANDIDATES[-1] == "date"
+    table = prepare([{"date": EPOCH + 0.5, "time": "2026-12-04T08:00:00Z"}])
+    assert choose_time_column(table) == "time"
+
+
+@pytest.mark.parametrize("value", [5, 1.5, 99_999_999, "42"])
+def test_choose_time_column_skips_small_numbers(value: Any) -> None:
+    # Counters and durations are not times: a number becomes the time column on its own
+    # only from 1e8 (1973-03-03) on, where every unit reads as a plausible instant.
+    assert choose_time_column(prepare([{"ts": value}])) == INGESTED_AT
+
+
+def test_choose_time_column_accepts_a_declared_epoch_column() -> None:
+    table = prepare([{"at": 5}, {"at": EPOCH}])
+    assert choose_time_column(table, "at") == "at"
+    out, _ = coerce(table, None, "at", NOW, stream="s")
+    assert out.column("at").to_pylist() == [utc(1970, 1, 1, 0, 0, 5), DEC4]
+
+
+def test_coerce_converts_numbers_and_strings_for_an_existing_time_column() -> None:
+    stream = pa.schema([("ts", TIME_TYPE), ("seen", TIME_TYPE)])
+    for value in [EPOCH, EPOCH * 1000, float(EPOCH), "Fri, 04 Dec 2026 08:00:00 GMT"]:
+        out, schema = coerce(prepare([{"ts": value}]), stream, "ts", NOW, stream="s")
+        assert schema == stream
+        assert out.column("ts").to_pylist() == [DEC4]
+    out, _ = coerce(
+        prepare([{"seen": "04/Dec/2026:08:00:00 +0000"}]), stream, "ts", NOW, stream="s"
+    )
+    assert out.column("seen").to_pylist() == [DEC4]
+
+
+def test_coerce_refuses_numbers_for_a_timestamp_column_that_is_not_the_time_column() -> None:
+    stream = pa.schema([("ts", TIME_TYPE), ("seen", TIME_TYPE)])
+    expected = "column 'seen' has type int64, but stream 's' has timestamp[us, tz=UTC]"
+    with pytest.raises(InvalidInput, match=exactly(expected)):
+        coerce(prepare([{"seen": EPOCH}]), stream, "ts", NOW, stream="s")
+
+
+@pytest.mark.parametrize(
+    ("values", "quoted"),
+    [
+        (
+            ["04/Dec/2026:08:00:00 +0000", "04/Dec/2026:25:00:00 +0000"],
+            "'04/Dec/2026:25:00:00 +0000'",
+        ),
+        (
+            ["Fri, 04 Dec 2026 08:00:00 GMT", "Fri, 04 Dez 2026 08:00:00 GMT"],
+            "'Fri, 04 Dez 2026 08:00:00 GMT'",
+        ),
+        (["1796371200", "17963712OO"], "'17963712OO'"),
+        (["2026-12-04T08:00:00Z", "2026-12-04T08:00:00 CET"], "'2026-12-04T08:00:00 CET'"),
+        ([float(EPOCH), float("nan")], "nan"),
+        ([float(EPOCH), float("inf")], "inf"),
+    ],
+)
+def test_coerce_quotes_the_time_value_that_does_not_parse(values: list[Any], quoted: str) -> None:
+    table = pa.table({"ts": pa.array(values)})
+    with pytest.raises(
+        InvalidInput, match=exactly(f"column 'ts' has a value that is not a timestamp: {quoted}")
+    ):
+        coerce(table, pa.schema([("ts", TIME_TYPE)]), "ts", NOW, stream="s")
+
+
+# -- time: nanoseconds -----------------------------------------------------------------
+DEC4_NS = EPOCH * 1_000_000_000  # 2026-12-04T08:00:00Z in nanoseconds
+
+
+def test_normalize_keeps_top_level_nanoseconds_exactly() -> None:
+    for source in (pa.timestamp("ns"), pa.timestamp("ns", tz="Europe/Paris"), NS):
+        table = normalize(pa.table({"t": pa.array([DEC4_NS + 1], source)}), max_string_bytes=LIMIT)
+        assert table.schema.field("t").type == NS
+        assert table.column("t").cast(pa.int64()).to_pylist() == [DEC4_NS + 1]
+
+
+def test_normalize_stores_nested_nanoseconds_as_microseconds_only_when_exact() -> None:
+    exact = pa.array([[DEC4_NS + 5000]], pa.list_(pa.timestamp("ns")))
+    table = normalize(pa.table({"l": exact}), max_string_bytes=LIMIT)
+    assert table.schema.field("l").type == pa.list_(TIME_TYPE)
+    assert table.column("l").to_pylist() == [[DEC4.replace(microsecond=5)]]
+    finer = pa.array([{"at": DEC4_NS + 5001}], pa.struct([("at", pa.timestamp("ns"))]))
+    with pytest.raises(InvalidInput, match=r"^column 's\.at' has a value with nanoseconds"):
+        normalize(pa.table({"s": finer}), max_string_bytes=LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("text", "nanos"),
+    [
+        ("2026-12-04T08:00:00.123456789Z", DEC4_NS + 123456789),
+        ("2026-12-04T10:00:00.000000001+02:00", DEC4_NS + 1),
+        ("2026-12-04 08:00:00.1234567", DEC4_NS + 123456700),
+    ],
+)
+def test_coerce_parses_more_than_six_fractional_digits_into_a_nanosecond_column(
+    text: str, nanos: int
+) -> None:
+    out, schema = coerce(prepare([{"ts": text}]), None, "ts", NOW, stream="s")
+    assert schema.field("ts").type == NS
+    assert out.column("ts").cast(pa.int64()).to_pylist() == [nanos]
+
+
+def test_coerce_makes_a_nanosecond_column_from_nanosecond_input() -> None:
+    table = prepare({"ts": pa.array([DEC4_NS + 7], pa.timestamp("ns")), "seen": [DEC4]})
+    out, schema = coerce(table, None, "ts", NOW, stream="s")
+    assert schema == pa.schema([("ts", NS), ("seen", TIME_TYPE)])
+    assert out.column("ts").cast(pa.int64()).to_pylist() == [DEC4_NS + 7]
+    assert out.column(INGESTED_AT).type == TIME_TYPE
+
+
+def test_coerce_puts_microseconds_into_a_nanosecond_column_exactly() -> None:
+    stream = pa.schema([("ts", NS)])
+    values = [DEC4, "2026-12-04T08:00:00.000001Z", EPOCH, EPOCH * 1000]
+    nanos = [DEC4_NS, DEC4_NS + 1000, DEC4_NS, DEC4_NS]
+    for value, expected in zip(values, nanos, strict=True):
+        out, schema = coerce(prepare([{"ts": value}]), stream, "ts", NOW, stream="s")
+        assert schema == stream
+        assert out.column("ts").cast(pa.int64()).to_pylist() == [expected]
+
+
+def test_coerce_refuses_a_microsecond_value_a_nanosecond_column_cannot_hold() -> None:
+    stream = pa.schema([("ts", NS)])
+    expected = (
+        "column 'ts' of stream 's' holds nanoseconds, which reach only the years 1677-2262, "
+        "but the batch has values from 2026-12-04T08:00:00.000000Z to 2500-01-01T00:00:00.000000Z"
+    )
+    with pytest.raises(InvalidInput, match=exactly(expected)):
+        coerce(prepare([{"ts": DEC4}, {"ts": utc(2500, 1, 1)}]), stream, "ts", NOW, stream="s")
+
+
+def test_coerce_refuses_nanoseconds_a_microsecond_column_would_lose() -> None:
+    stream = pa.schema([("ts", TIME_TYPE), ("seen", TIME_TYPE)])
+    finer = pa.table({"seen": pa.array([DEC4_NS, DEC4_NS + 1], NS)})
+    expected = (
+        "column 'seen' of stream 's' holds microseconds, but the batch has "
+        "2026-12-04T08:00:00.000000001Z: arrowlog does not drop the nanoseconds; send whole "
+        "microseconds"
+    )
+    with pytest.raises(InvalidInput, match=exactly(expected)):
+        coerce(finer, stream, "ts", NOW, stream="s")
+    with pytest.raises(InvalidInput, match=r"^column 'ts' of stream 's' holds microseconds"):
+        coerce(prepare([{"ts": "2026-12-04T08:00:00.123456789Z"}]), stream, "ts", NOW, stream="s")
+
+
+def test_coerce_accepts_whole_microseconds_sent_as_nanoseconds_into_a_microsecond_column() -> None:
+    stream = pa.schema([("ts", TIME_TYPE)])
+    table = pa.table({"ts": pa.array([DEC4_NS + 5000], NS)})
+    out, _ = coerce(table, stream, "ts", NOW, stream="s")
+    assert out.column("ts").type == TIME_TYPE
+    assert out.column("ts").to_pylist() == [DEC4.replace(microsecond=5)]
+    out, _ = coerce(
+        prepare([{"ts": "2026-12-04T08:00:00.000005000Z"}]), stream, "ts", NOW, stream="s"
+    )
+    assert out.column("ts").to_pylist() == [DEC4.replace(microsecond=5)]
 
 
 # -- merge_schemas ---------------------------------------------------------------------
@@ -813,12 +1077,12 @@ def test_successive_batches_keep_every_row_and_value(batches: list[list[dict[str
         assert out.column(INGESTED_AT).to_pylist() == [ingested] * len(batch)
         outputs.append((batch, ingested, out))
 
-    for batch, ingested, out in outputs:
+    for batch, _ingested, out in outputs:
         for record, row in zip(batch, out.to_pylist(), strict=True):
             for key in ("i", "f", "s"):
                 assert row.get(key) == record.get(key)
             sent = record.get("ts")
             if time_column == "ts":
-                assert row["ts"] == (sent[1] if sent else ingested)
+                assert row["ts"] == (sent[1] if sent else None)
             else:
                 assert row.get("ts") == (sent[0] if sent else None)

@@ -46,7 +46,6 @@ from arrowlog.compaction import (
 )
 from arrowlog.config import Settings
 from arrowlog.errors import (
-    ArrowlogError,
     BatchTooLarge,
     InvalidInput,
     StorageError,
@@ -165,6 +164,9 @@ class _Stream:
         self.next_offset = catalog.watermark + 1
         self.buffer = StreamBuffer()
         self.flush_lock = threading.Lock()
+        # One compaction of the stream at a time: each vacuums at its end, which may
+        # delete the files another compaction of the stream is still reading.
+        self.compact_lock = threading.Lock()
         # Set when a commit failed: it may still have reached the Delta log (the error
         # came after the write), so the index is re-read before the next flush/compaction.
         self.catalog_unsure = False
@@ -708,6 +710,10 @@ class Log:
         return [self._compact_stream(s) for s in self._select(stream)]
 
     def _compact_stream(self, s: _Stream) -> CompactionResult:
+        with s.compact_lock:
+            return self._compact_stream_locked(s)
+
+    def _compact_stream_locked(self, s: _Stream) -> CompactionResult:
         """Merge each day's small segments of ``s``; the flush lock is held only to commit.
 
         Reading and rewriting a day can take seconds; holding the flush lock all along
@@ -845,7 +851,8 @@ class Log:
                     if self.settings.retention_days or self.settings.retention_bytes:
                         self.apply_retention(s.name)
                     self._compact_stream(s)
-                except ArrowlogError:
+                except Exception:
+                    # Whatever one stream's maintenance raises, the others' goes on.
                     logger.exception("background maintenance of stream %r failed", s.name)
 
     # -- reading ---------------------------------------------------------------------------

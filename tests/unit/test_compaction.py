@@ -137,3 +137,50 @@ def test_only_partitions_with_several_small_files_are_compacted(
         for i, s in enumerate(sizes)
     ]
     assert partitions_to_compact(segs, target_bytes=1000) == expected
+
+
+def test_two_compactions_of_one_stream_run_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compaction must not vacuum the files another compaction of the stream is reading.
+
+    The first compaction is held inside its read; the second then either waits for it
+    (right) or merges and vacuums the same files (grace 0), and the first one's read
+    fails with FileNotFoundError.
+    """
+    import threading
+
+    from arrowlog import log as log_module
+
+    reading = threading.Event()
+    release = threading.Event()
+    real = log_module.read_partition
+    errors: list[BaseException] = []
+
+    def held_read(snap, day):
+        if threading.current_thread().name == "first":
+            reading.set()
+            release.wait(10)
+        return real(snap, day)
+
+    def compact(lg: arrowlog.Log) -> None:
+        try:
+            lg.compact("s")
+        except BaseException as e:
+            errors.append(e)
+
+    with arrowlog.open(tmp_path, flush_interval=3600.0, vacuum_grace_hours=0) as lg:
+        _fill(lg)
+        before = _rows(lg)
+        monkeypatch.setattr(log_module, "read_partition", held_read)
+        first = threading.Thread(target=compact, args=(lg,), name="first")
+        first.start()
+        assert reading.wait(10)
+        second = threading.Thread(target=compact, args=(lg,), name="second")
+        second.start()
+        second.join(2.0)  # with one compaction at a time, it is still waiting here
+        release.set()
+        first.join(30)
+        second.join(30)
+        assert errors == []
+        assert _rows(lg) == before

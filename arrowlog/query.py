@@ -621,20 +621,20 @@ class QueryEngine:
             # Queries with parameters cannot be bound without values: offer every stream.
             tables = set(self.names())
         allowed: list[str] = []
-        for name in tables:
+        for index, name in enumerate(sorted(tables)):
             snap = self.resolve(name)
             if snap is None:
                 continue
             # The buffer (in the full schema, even when empty) unioned by name with the live
             # files read natively: columns a file predates come back as NULL.
-            con.register(f"__buffer_{len(allowed)}", _buffer_table(snap))
+            con.register(f"__buffer_{index}", _buffer_table(snap))
             files = [seg.path for seg in snap.segments]
-            select = f'SELECT * FROM "__buffer_{len(allowed)}"'
+            select = f'SELECT * FROM "__buffer_{index}"'
             if files and snap.storage is not None and not snap.storage.is_local:
                 # Without the httpfs extension (a download), DuckDB reads S3 files through
                 # pyarrow: a dataset scan, with DuckDB's projections and filters pushed in.
-                con.register(f"__segments_{len(allowed)}", build_dataset(replace(snap, buffer=[])))
-                select += f' UNION ALL BY NAME SELECT * FROM "__segments_{len(allowed)}"'
+                con.register(f"__segments_{index}", build_dataset(replace(snap, buffer=[])))
+                select += f' UNION ALL BY NAME SELECT * FROM "__segments_{index}"'
                 files = []
             elif files:
                 listed = ", ".join(_sql_string(f) for f in files)

@@ -266,8 +266,11 @@ def delta_stats(table: pa.Table) -> dict[str, Any]:
     maxs: dict[str, Any] = {}
     nulls: dict[str, int] = {}
     for field, column in zip(table.schema, table.columns, strict=True):
-        nulls[field.name] = column.null_count
         t = field.type
+        if not pa.types.is_struct(t):
+            # A struct's nullCount is an object of its fields' counts in Delta; a number
+            # there makes delta-rs refuse the whole file's statistics (or the commit).
+            nulls[field.name] = column.null_count
         if not (
             pa.types.is_integer(t)
             or pa.types.is_floating(t)

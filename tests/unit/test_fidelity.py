@@ -423,3 +423,28 @@ def test_compaction_while_a_widening_waits_for_its_flush_keeps_every_row(
         frame = pl.scan_delta(uri).select("n", "_offset").collect().sort("_offset")
         assert frame["n"].to_list() == [0.0, 1.0, 2.0, 3.0, 0.5]
         assert _values(lg, "w", "n") == [0.0, 1.0, 2.0, 3.0, 0.5]
+
+
+# -- found by the differential suite ----------------------------------------------------------
+
+
+def test_a_stream_with_a_struct_column_flushes_compacts_and_describes(log: arrowlog.Log) -> None:
+    for i in range(3):
+        log.append("st", [{"s": {"a": i, "b": "x"}, "ok": i % 2 == 0}])
+        log.flush("st")
+    info = log.describe("st")
+    assert (info.rows, info.segments, info.first_offset, info.last_offset) == (3, 3, 0, 2)
+    log.compact("st")
+    assert log.describe("st").segments == 1
+    got = log.sql("SELECT s, ok FROM st ORDER BY _offset").to_arrow().to_pylist()
+    assert got == [{"s": {"a": i, "b": "x"}, "ok": i % 2 == 0} for i in range(3)]
+
+
+def test_the_duckdb_engine_joins_two_streams_that_are_only_buffered(log: arrowlog.Log) -> None:
+    log.append("l", [{"k": 1, "a": "left"}])
+    log.append("r", [{"k": 1, "b": "right"}])
+    sql = "SELECT l.a, r.b FROM l JOIN r ON l.k = r.k"
+    for engine in ENGINES:
+        assert log.sql(sql, engine=engine).to_arrow().to_pylist() == [
+            {"a": "left", "b": "right"}
+        ], engine

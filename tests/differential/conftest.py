@@ -7,6 +7,7 @@ exactly when its records move from the buffer to segments.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -71,7 +72,10 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Writer,
         Target("embedded-duckdb", DUCK, lambda sql: log.sql(sql, engine="duckdb").to_arrow()),
     ]
     yield writer, targets
-    log.close()
+    try:
+        log.close()
+    except arrowlog.ArrowlogError as e:  # after a failed flush a test already reported
+        warnings.warn(f"closing the differential suite's log failed: {e}", stacklevel=1)
 
 
 # -- server ----------------------------------------------------------------------------------

@@ -259,6 +259,8 @@ def column_specs(draw: st.DrawFn, *, min_columns: int = 1, max_columns: int = 5)
         st.lists(st.sampled_from(SCALAR_KINDS + SCALAR_KINDS + NESTED_KINDS),
                  min_size=min_columns, max_size=max_columns)
     )
+    if avoid("struct_bool_flush") and "struct" in kinds:
+        kinds = ["i64" if k == "bool" else k for k in kinds]
     columns: list[Column] = []
     taken: set[str] = set()
     for i, kind in enumerate(kinds):

@@ -33,6 +33,18 @@ KNOWN_BUGS: dict[str, str] = {
     # a stream with the other's rows. The harness then skips joins on the DuckDB engine
     # while the streams are only buffered.
     "duckdb_join_buffered": "DuckDB engine: two unflushed streams in one query share a buffer view",
+    # Found by this suite. A stream with a struct column gets segments whose catalog entry
+    # has no statistics (rows, offset and time min/max all None): ``compact()`` then fails
+    # with a TypeError (summing rows; its Delta commit is already done), and so do
+    # ``describe()`` / ``streams()``. The harness then does not compact such streams (and
+    # skips the moment "compacted" for them).
+    "struct_segment_stats": "struct column: segments without stats, compact() TypeError",
+    # Found by this suite. A stream with a struct column and a bool column cannot be
+    # flushed: the Delta commit's statistics hold a plain number as the struct's nullCount
+    # ("Json error: whilst decoding field 'nullCount': whilst decoding field 'v': expected
+    # { got 0"); flush() raises StorageError, and so does close() afterwards. The generator
+    # then never puts a bool column beside a struct column.
+    "struct_bool_flush": "struct + bool columns: flush fails decoding nullCount",
 }
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tests.differential.queries import EXACT, LOOSE, Tol
+from tests.differential.queries import LOOSE, Tol
 
 _NS = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
@@ -161,5 +161,3 @@ def diff(expected: pa.Table, actual: pa.Table, modes: list[Any], ordered: bool) 
         lines.append(f"  row {i}:   actual {show(act[i])}")
     return "\n".join(lines)
 
-
-_EXACT_MODES = (EXACT, LOOSE)

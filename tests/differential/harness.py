@@ -29,7 +29,6 @@ import pyarrow as pa
 
 from tests.differential.compare import diff
 from tests.differential.data import StreamData, arrow_type
-from tests.differential.known import avoid
 from tests.differential.queries import DUCK, Query, order_sensitive
 
 MOMENTS = ("buffered", "flushed", "compacted")
@@ -143,31 +142,18 @@ def run_case(case: Case, writer: Writer, targets: list[Target]) -> Outcome:
     con.close()
 
     outcome = Outcome()
-    nan_risky = avoid("nan_after_flush") and any(s.has_nan() for _, s in streams)
-    struct_risky = avoid("struct_segment_stats") and any(
-        c.kind == "struct" for _, s in streams for c in s.columns
-    )
     for moment in MOMENTS:
         if moment == "flushed":
             for key, _ in streams:
                 _write(case, "flushed", writer.flush, p[key])
         if moment == "compacted":
-            if struct_risky:
-                STATS["skipped moments: struct column compaction (known bug)"] += 1
-                continue
             for key, _ in streams:
                 _write(case, "compacted", writer.compact, q[key])
-        if moment != "buffered" and nan_risky:
-            STATS["skipped moments: NaN after flush (known bug)"] += 1
-            continue
         tables = q if moment == "compacted" else p
         for query, exp in zip(case.queries, expected, strict=True):
             if exp is None:
                 continue
             for target in targets:
-                if _known_bug_skip(query, target, moment):
-                    STATS["skipped: known bug"] += 1
-                    continue
                 sql = query.sql(target.dialect, tables)
                 outcome.compared += 1
                 try:
@@ -200,15 +186,6 @@ def _write(case: Case, moment: str, step: Callable[..., Any], *args: Any) -> Non
             f"{getattr(step, '__name__', step)}({args[0]!r}) failed: {d.detail}\n\n"
             f"--- repro (the writes) ---\n{repro(case, d)}"
         ) from e
-
-
-def _known_bug_skip(query: Query, target: Target, moment: str) -> bool:
-    return (
-        query.kind == "join"
-        and target.dialect == DUCK
-        and moment == "buffered"
-        and avoid("duckdb_join_buffered")
-    )
 
 
 # -- repro ---------------------------------------------------------------------------------

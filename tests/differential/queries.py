@@ -45,7 +45,6 @@ from tests.differential.data import (
     day_ticks,
     value_strategy,
 )
-from tests.differential.known import avoid
 
 Render = Callable[[str], str]  # dialect -> SQL text (with {A} / {B} table placeholders)
 
@@ -464,7 +463,5 @@ def query_for(draw: st.DrawFn, a: StreamData, partner: tuple[StreamData, str] | 
 
 
 def order_sensitive(q: Query, dialect: str) -> bool:
-    """Whether the row order of ``q``'s answer is compared on this engine."""
-    if not q.ordered:
-        return False
-    return not (dialect == DF and not q.has_limit and avoid("order_by_without_limit"))
+    """Whether the row order of ``q``'s answer is compared (the same on every engine)."""
+    return q.ordered

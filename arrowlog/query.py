@@ -444,6 +444,10 @@ class QueryEngine:
             "datafusion.catalog.default_catalog": "arrowlog",
             "datafusion.catalog.default_schema": "public",
             "datafusion.catalog.create_default_catalog_and_schema": "false",
+            # DataFusion 55 pushes a running min/max into the scans as a filter; with two
+            # such aggregates over several files it skips rows that hold the answer
+            # (min(a), min(b) came back wrong in most runs; tests/unit/test_fidelity.py).
+            "datafusion.optimizer.enable_aggregate_dynamic_filter_pushdown": "false",
         }
         if target_partitions:
             self._config["datafusion.execution.target_partitions"] = str(target_partitions)

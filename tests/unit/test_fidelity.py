@@ -448,3 +448,58 @@ def test_the_duckdb_engine_joins_two_streams_that_are_only_buffered(log: arrowlo
         assert log.sql(sql, engine=engine).to_arrow().to_pylist() == [
             {"a": "left", "b": "right"}
         ], engine
+
+
+def test_two_min_aggregates_over_several_files_answer_right_every_time(
+    log: arrowlog.Log,
+) -> None:
+    us = pa.timestamp("us", tz="UTC")
+    log.append(
+        "a",
+        pa.table(
+            {
+                "c": pa.array([None] * 3, us),
+                "ts": pa.array([-2208988799996599, 1735689600000000, 1735603200000000], us),
+            }
+        ),
+    )
+    log.flush("a")
+    log.append(
+        "a",
+        pa.table(
+            {
+                "ts": pa.array(
+                    [
+                        -86399999999,
+                        951782400959840,
+                        0,
+                        -2208988800000000,
+                        951825600000000,
+                        1795392000000001,
+                        4102358400646162,
+                        -2208902400000001,
+                    ],
+                    us,
+                ),
+                "c": pa.array(
+                    [
+                        None,
+                        -2208988800000000,
+                        1795478399999999,
+                        1735603200000000,
+                        4102358416865546,
+                        1735603200000371,
+                        None,
+                        951782400172169,
+                    ],
+                    us,
+                ),
+            }
+        ),
+    )
+    log.flush("a")
+    # DataFusion's aggregate dynamic filters answered this wrongly in most runs.
+    for engine in ENGINES * 10:
+        got = log.sql("SELECT min(c) AS c, min(ts) AS t FROM a", engine=engine).to_arrow()
+        row = [got.column(n).cast(pa.int64())[0].as_py() for n in ("c", "t")]
+        assert row == [-2208988800000000, -2208988800000000], engine

@@ -330,7 +330,7 @@ def test_both_json_body_kinds_refuse_what_would_change_silently(
 def test_both_json_body_kinds_store_the_same_values(http: httpx.Client, stream_name: str) -> None:
     lines = [
         '{"n": 9223372036854775807, "x": 1e308, "s": "1e400"}',
-        '{"n": -9223372036854775808, "x": 1e-400, "s": "NaN"}',
+        '{"n": -9223372036854775808, "x": 1e-400, "s": "NaN", "l": [null, 2]}',
     ]
     append(http, f"{stream_name}_a", "\n".join(lines).encode())
     r = http.post(
@@ -340,10 +340,11 @@ def test_both_json_body_kinds_store_the_same_values(http: httpx.Client, stream_n
     )
     assert r.status_code == 200, r.text
     rows = [
-        query(http, f"SELECT n, x, s FROM {stream_name}_{s} ORDER BY _offset").json() for s in "ab"
+        query(http, f"SELECT n, x, s, l FROM {stream_name}_{s} ORDER BY _offset").json()
+        for s in "ab"
     ]
     assert rows[0] == rows[1]
-    assert rows[0]["rows"] == [[2**63 - 1, 1e308, "1e400"], [-(2**63), 0.0, "NaN"]]
+    assert rows[0]["rows"] == [[2**63 - 1, 1e308, "1e400", None], [-(2**63), 0.0, "NaN", [None, 2]]]
 
 
 @pytest.mark.parametrize("name", ["bad-name", "9lives", "x" * 129])

@@ -193,6 +193,8 @@ def test_numbers_and_keys_that_would_change_silently_are_refused(kind: str, case
         ['{"a": "1e400", "b": "NaN", "c": "9223372036854775808", "d": "{\\"a\\": 1, \\"a\\": 2}"}'],
         ['{"a": 1e-400}'],  # below the smallest double: rounds to 0.0, as any decimal rounds
         ['{"a": {"b": 1}, "c": [{"b": 1}, {"b": 2}]}'],
+        # pyarrow 26 reads a list whose first item is null one value short (invalid offsets).
+        ['{"a": [null, 1], "b": [null, {"c": [null, "x"]}]}', '{"a": [null, null, 3]}'],
     ],
 )
 def test_both_body_kinds_accept_the_same_records_alike(records: list[str]) -> None:
@@ -246,6 +248,37 @@ def test_a_pretty_printed_object_is_not_ndjson() -> None:
     assert error_of(b'{\n  "a": 1\n}\n') == (
         "each NDJSON line must be a JSON object; line 2 is not one (it starts with '\"a\": 1')"
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "later"),
+    [('{"x": "a"}', '{"x": 1}'), ('{"x": {"a": 1}}', '{"x": 1}'), ('{"x": 1}', '{"x": "a"}')],
+)
+def test_a_type_change_far_into_a_large_body_is_refused(first: str, later: str) -> None:
+    # pyarrow's multi-block reader stored 1 as "1" after strings, and dropped it after
+    # objects; bodies over SINGLE_BLOCK_BYTES are cut into pieces of that size.
+    body = as_ndjson(*[first] * 20, later)
+    with pytest.raises(InvalidInput) as e:
+        json_records.parse_ndjson(body, single_block_bytes=64)
+    assert str(e.value).startswith("malformed NDJSON on line 21: ")
+
+
+def test_pieces_of_a_large_body_join_when_types_only_widen_by_nulls() -> None:
+    body = as_ndjson('{"x": null, "l": []}', *['{"x": 1}'] * 20, '{"y": {"a": 1}, "l": [2]}')
+    table = json_records.parse_ndjson(body, single_block_bytes=64)
+    assert table.to_pylist() == decoded(body, "ndjson")
+    assert table.column("x").num_chunks > 1
+
+
+def test_bodies_must_be_utf8() -> None:
+    # pyarrow kept invalid bytes, in a column name too (which then failed far from here).
+    assert error_of(b'{"a": 1}\n{"\xdd": 7}\n') == (
+        "malformed NDJSON on line 2: the text is not UTF-8 (invalid continuation byte)"
+    )
+    assert error_of(b'[{"a": 1}, {"\xdd": 7}]', "json").startswith("the body is not UTF-8: ")
+    # json.loads would have guessed UTF-16 from the zero bytes.
+    utf16 = '[{"a": 1}]'.encode("utf-16-le")
+    assert error_of(utf16, "json").startswith("malformed JSON on line 1, column 2: ")
 
 
 def test_blank_lines_crlf_a_bom_and_indentation_are_fine() -> None:

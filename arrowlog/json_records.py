@@ -149,7 +149,7 @@ def _parse(raw: bytes | bytearray, first_line: int, single_block_bytes: int) -> 
     except pa.ArrowInvalid as e:
         raise _located(e, raw, first_line) from e
     try:
-        table.validate(full=True)
+        table.validate()  # O(columns); the UTF-8 the full check would add is checked
     except pa.ArrowInvalid:
         # pyarrow 26 builds lists whose first item is null one child short while it infers
         # their type ({"a": [null, 1]}: offsets past the values); with the type given, it
@@ -267,7 +267,8 @@ def _check_lines(raw: bytes | bytearray, first_line: int) -> tuple[int, int | No
 
 def _count_plain_lines(raw: bytes | bytearray) -> int | None:
     """The number of lines when every line is exactly ``{...}`` (no blank line, no
-    whitespace around, no ``\\r``): the common case, in two numpy passes. Else None."""
+    whitespace around, no ``\r``): the common case, from the newlines' positions and the
+    bytes on either side of them (~0.25 ms per MB). Else None."""
     if b"\r" in raw:
         return None
     skip = len(_BOM) if raw.startswith(_BOM) else 0
@@ -275,16 +276,17 @@ def _count_plain_lines(raw: bytes | bytearray) -> int | None:
     lines = 0
     for lo, hi in _windows(raw):
         d = np.frombuffer(view[lo + (skip if lo == 0 else 0) : hi], dtype=np.uint8)
-        if d.size and d[-1] == 10:
-            d = d[:-1]
-        if not d.size:
+        if not d.size or d[0] != _OPEN:
             return None
-        starts, ends = _segments(d, np.flatnonzero(d == 10))
-        if not (starts < ends).all():
-            return None  # a blank line
-        if not ((d[starts] == _OPEN).all() and (d[ends - 1] == _CLOSE).all()):
+        newlines = np.flatnonzero(d == 10)
+        last = d[-1]
+        inner = newlines[:-1] if last == 10 else newlines
+        # Each newline closes a "}" and, but the body's last, opens a "{": no blank line.
+        if not ((d[newlines - 1] == _CLOSE).all() and (d[inner + 1] == _OPEN).all()):
             return None
-        lines += len(starts)
+        if last != 10 and last != _CLOSE:
+            return None
+        lines += len(inner) + 1
     return lines
 
 

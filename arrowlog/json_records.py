@@ -73,7 +73,6 @@ _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[list(b" \t\r\n")] = True
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _EXACT = 1 << 53  # doubles hold every integer up to this, and not all beyond
-_LONG_INTEGER = re.compile(rb"\d{16}")  # any integer beyond 2^53 has 16 digits or more
 _ROW = re.compile(r"\s*in row (\d+)\s*$")
 
 _ONE_OBJECT = "each NDJSON line must be one JSON object"
@@ -304,14 +303,12 @@ def _record_spans(
     seen = 0
     lines = first_line
     for lo, hi in _windows(raw):
+        if wanted is not None and (not wanted.size or wanted[-1] < seen):
+            return
         d = np.frombuffer(view[lo:hi], dtype=np.uint8)
         separators = np.flatnonzero((d == 10) | (d == 13))
         starts, ends = _segments(d, separators)
-        shown = ~_WHITESPACE[d]
-        if lo == 0 and bom:
-            shown[: len(_BOM)] = False  # pyarrow skips it, as whitespace
-        visible = np.concatenate(([0], np.cumsum(shown, dtype=np.int64)))
-        filled = np.flatnonzero(visible[ends] > visible[starts])
+        filled = np.flatnonzero(_filled(d, starts, ends, bom and lo == 0))
         newlines_before = np.concatenate(([0], np.cumsum(d[separators] == 10)))
         if wanted is None:
             picks = np.arange(seen, seen + len(filled))
@@ -325,11 +322,26 @@ def _record_spans(
         lines += int(newlines_before[-1])
 
 
+def _filled(d: np.ndarray, starts: np.ndarray, ends: np.ndarray, bom: bool) -> np.ndarray:
+    """Which pieces hold more than whitespace (pyarrow skips the others, and a leading BOM).
+
+    A piece starting with a visible byte is filled; only the rare ones starting with
+    whitespace are looked at one by one.
+    """
+    first = starts.copy()
+    if bom:
+        first[0] += len(_BOM)
+    filled = ends > first
+    led = np.flatnonzero(filled)
+    led = led[_WHITESPACE[d[first[led]]]]
+    for piece in led.tolist():
+        filled[piece] = bool(bytes(d[first[piece] : ends[piece]]).strip(b" \t\r\n"))
+    return filled
+
+
 def _last_span(raw: bytes | bytearray, first_line: int) -> tuple[int, int, int, int]:
-    last = (0, first_line, 0, len(raw))
-    for span in _record_spans(raw, first_line, None):
-        last = span
-    return last
+    records, _ = _check_lines(raw, first_line)
+    return next(_record_spans(raw, first_line, [max(records - 1, 0)]), (0, first_line, 0, len(raw)))
 
 
 def _text(raw: bytes | bytearray, lo: int, hi: int) -> bytes:
@@ -366,16 +378,41 @@ def _not_one_object_per_line(
     raw: bytes | bytearray, first_line: int, partial: int | None
 ) -> InvalidInput:
     """Word the refusal of a body pyarrow read as more (or fewer) records than lines."""
-    decoder = json.JSONDecoder()
-    for _, line, lo, hi in _record_spans(raw, first_line, None if partial is None else [partial]):
-        text = _text(raw, lo, hi).decode("utf-8", "replace")
-        try:
-            _, end = decoder.raw_decode(text)
-        except (ValueError, RecursionError):
-            return InvalidInput(f"{_ONE_OBJECT}; line {line} is not a whole one")
-        if text[end:].strip():
-            return InvalidInput(f"{_ONE_OBJECT}; line {line} holds more than one JSON value")
+    if partial is not None:
+        _, line, lo, hi = next(_record_spans(raw, first_line, [partial]))
+    else:
+        lo, hi = _first_line_of_several_values(raw)
+        line = first_line + raw.count(b"\n", 0, lo)
+    text = _text(raw, lo, hi).decode("utf-8", "replace")
+    try:
+        _, end = json.JSONDecoder().raw_decode(text)
+    except (ValueError, RecursionError):
+        return InvalidInput(f"{_ONE_OBJECT}; line {line} is not a whole one")
+    if text[end:].strip():
+        return InvalidInput(f"{_ONE_OBJECT}; line {line} holds more than one JSON value")
     return InvalidInput(f"{_ONE_OBJECT}; the body holds more values than lines")
+
+
+def _first_line_of_several_values(raw: bytes | bytearray) -> tuple[int, int]:
+    """The span of the first line holding more than one value, by halving the body.
+
+    Whole lines parse alike alone or together, and rows add up, so the half whose rows
+    outnumber its records holds such a line: about two parses of the body in all, where
+    a Python loop over the lines could take seconds per MB of tiny lines.
+    """
+    lo, hi = 0, len(raw)
+    while True:
+        mid = raw.find(b"\n", (lo + hi) // 2) + 1
+        if mid <= lo or mid >= hi:
+            mid = raw.find(b"\n", lo) + 1
+            if mid <= lo or mid >= hi:
+                return lo, hi
+        left = pa.py_buffer(raw)[lo:mid]
+        records, _ = _check_lines(raw[lo:mid], 1)
+        if records and _pyarrow_json(left).num_rows != records:
+            hi = mid
+        else:
+            lo = mid
 
 
 # -- numbers in the parsed table -------------------------------------------------------------
@@ -397,33 +434,30 @@ def _double_leaves(
 
 def _suspect_rows(
     table: pa.Table, *, large_integers: bool
-) -> tuple[np.ndarray, tuple[int, tuple[str, ...], float] | None]:
-    """Rows holding NaN or an infinity (and, with ``large_integers``, a double of 2^53 or
-    more, where an integer may have been rounded), by Arrow kernels only; and the first
-    row with a non-finite value, with its path and value."""
-    rows: list[np.ndarray] = []
+) -> tuple[dict[tuple[str, ...], np.ndarray], tuple[int, tuple[str, ...], float] | None]:
+    """By Arrow kernels only: per double leaf, the rows holding a double of 2^53 or more
+    (where an integer may have been rounded; only with ``large_integers``), and the first
+    row holding NaN or an infinity, with its path and value."""
+    large: dict[tuple[str, ...], list[np.ndarray]] = {}
     first: tuple[int, tuple[str, ...], float] | None = None
     for name, column in zip(table.column_names, table.columns, strict=True):
         offset = 0
         for chunk in column.chunks:
             for path, values, lists in _double_leaves(chunk, (name,), ()):
                 not_finite = pc.invert(pc.is_finite(values))
-                bad = not_finite
-                if large_integers:
-                    bad = pc.or_(bad, pc.greater_equal(pc.abs(values), float(_EXACT)))
-                if not pc.any(bad).as_py():
-                    continue
-                positions = np.flatnonzero(bad.fill_null(False).to_numpy(zero_copy_only=False))
-                found = _rows_of(positions, lists) + offset
-                rows.append(found)
                 if pc.any(not_finite).as_py():
                     nf = np.flatnonzero(not_finite.fill_null(False).to_numpy(zero_copy_only=False))
                     row = int(_rows_of(nf[:1], lists)[0]) + offset
                     if first is None or row < first[0]:
                         first = (row, path, values[int(nf[0])].as_py())
+                if not large_integers:
+                    continue
+                big = pc.greater_equal(pc.abs(values), float(_EXACT))
+                if pc.any(big).as_py():
+                    positions = np.flatnonzero(big.fill_null(False).to_numpy(zero_copy_only=False))
+                    large.setdefault(path, []).append(_rows_of(positions, lists) + offset)
             offset += len(chunk)
-    found_rows = np.unique(np.concatenate(rows)) if rows else np.empty(0, dtype=np.int64)
-    return found_rows, first
+    return {path: np.unique(np.concatenate(rows)) for path, rows in large.items()}, first
 
 
 def _rows_of(positions: np.ndarray, lists: tuple[pa.Array, ...]) -> np.ndarray:
@@ -454,25 +488,67 @@ def _check_numbers(table: pa.Table, raw: bytes | bytearray, first_line: int) -> 
     """Refuse what pyarrow read leniently: NaN and Infinity literals, integers it widened
     to a double past int64 or past 2^53.
 
-    Arrow kernels find the rows with a non-finite or a large integral double (none, in the
-    common case); only those lines are parsed again, in Python, to see the literals.
+    Arrow kernels find the rows with a non-finite double (the first is refused) or one of
+    2^53 or more (none, in the common case); RE2 over those rows' text keeps the ones
+    where that field is written as an integer of 16 digits or more; only those few are
+    parsed again, in Python, to see the literals.
     """
-    rows, first_not_finite = _suspect_rows(table, large_integers=True)
-    if not rows.size:
+    large, first_not_finite = _suspect_rows(table, large_integers=True)
+    rows: list[np.ndarray] = []
+    if large:
+        lines = _record_texts(raw)
+        for path, found in large.items():
+            texts = lines.take(pa.array(found))
+            hits = pc.match_substring_regex(texts, _integer_pattern(path)).to_numpy(
+                zero_copy_only=False
+            )
+            rows.append(found[hits])
+    if first_not_finite is not None:
+        rows.append(np.array([first_not_finite[0]]))
+    candidates = np.unique(np.concatenate(rows)) if rows else np.empty(0, dtype=np.int64)
+    if not candidates.size:
         return
     doubles = _double_paths(table.schema)
-    for record, line, lo, hi in _record_spans(raw, first_line, rows):
-        text = _text(raw, lo, hi)
-        not_finite = first_not_finite is not None and record == first_not_finite[0]
-        if not not_finite and not _LONG_INTEGER.search(text):
-            continue  # a large double written as one (1e17), not an integer
-        reason = _violation(_literals(text), doubles)
-        if reason is None and first_not_finite is not None and not_finite:
+    for record, line, lo, hi in _record_spans(raw, first_line, candidates):
+        reason = _violation(_literals(_text(raw, lo, hi)), doubles)
+        if reason is None and first_not_finite is not None and record == first_not_finite[0]:
             # A literal Python's json does not know either (pyarrow also reads "Inf").
             _, path, value = first_not_finite
             reason = f"field {_name(path)!r} holds {_constant(value)}, {_NOT_JSON}"
         if reason is not None:
             raise InvalidInput(f"malformed NDJSON on line {line}: {reason}")
+
+
+def _record_texts(raw: bytes | bytearray) -> pa.LargeStringArray:
+    """Each record's text (with what follows it up to the next record), zero-copy."""
+    bom = raw.startswith(_BOM)
+    view = memoryview(raw)
+    starts: list[np.ndarray] = []
+    for lo, hi in _windows(raw):
+        d = np.frombuffer(view[lo:hi], dtype=np.uint8)
+        begins, ends = _segments(d, np.flatnonzero((d == 10) | (d == 13)))
+        starts.append(begins[_filled(d, begins, ends, bom and lo == 0)] + lo)
+    offsets = np.append(np.concatenate(starts), len(raw)).astype(np.int64)
+    return pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(raw)
+    )
+
+
+def _integer_pattern(path: tuple[str, ...]) -> str:
+    """RE2 for "this field written as an integer of 16 digits or more" in a record's text.
+
+    Keyed on the field's own name where it is plain (so an int64 field of nanosecond
+    timestamps on the same line does not count); any such integer otherwise.
+    """
+    integer = r"-?[0-9]{16,}\s*"
+    keys = [p for p in path if p != "[]"]
+    key = keys[-1] if keys else ""
+    plain = re.fullmatch(r"[A-Za-z0-9_@.$-]+", key) is not None
+    if plain and path[-1] != "[]":
+        return rf'"{re.escape(key)}"\s*:\s*{integer}[,}}]'
+    if plain and path[-2:] == (key, "[]"):
+        return rf'"{re.escape(key)}"\s*:\s*\[(?:[^\]]*,)?\s*{integer}[,\]]'
+    return rf"[:\[,]\s*{integer}[,}}\]]"
 
 
 def _constant(value: float) -> str:
@@ -668,12 +744,58 @@ def parse_json_array(body: bytes | bytearray | memoryview, *, empty_ok: bool = F
         if violation is None:
             raise
         raise violation from e
-    rows, _ = _suspect_rows(table, large_integers=False)
-    if rows.size:
+    _, not_finite = _suspect_rows(table, large_integers=False)
+    if not_finite is not None:
         raise _array_violation(raw) or InvalidInput(
-            f"malformed JSON in record {int(rows[0]) + 1}: a number is not finite"
+            f"malformed JSON in record {not_finite[0] + 1}: a number is not finite"
         )
+    if b"true" in raw or b"false" in raw:
+        _check_booleans(table, records)
     return table
+
+
+def _check_booleans(table: pa.Table, records: list[dict[str, Any]]) -> None:
+    """Refuse a boolean in a field of doubles: ``to_table`` stores ``[0.5, true]`` as
+    [0.5, 1.0], where pyarrow's NDJSON reader refuses the change of type.
+
+    Arrow kernels find the records holding 0.0 or 1.0 in a double; only that field of
+    those records is looked at.
+    """
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        offset = 0
+        for chunk in column.chunks:
+            for path, values, lists in _double_leaves(chunk, (name,), ()):
+                hit = pc.or_(pc.equal(values, 0.0), pc.equal(values, 1.0))
+                if not pc.any(hit).as_py():
+                    continue
+                positions = np.flatnonzero(hit.fill_null(False).to_numpy(zero_copy_only=False))
+                for row in np.unique(_rows_of(positions, lists) + offset).tolist():
+                    found = _boolean_at(records[row], path, ())
+                    if found is not None:
+                        raise InvalidInput(
+                            f"malformed JSON in record {row + 1}: field {_name(found)!r} holds "
+                            f"a boolean, where other values of {_name(path)!r} are numbers"
+                        )
+            offset += len(chunk)
+
+
+def _boolean_at(
+    value: Any, path: tuple[str, ...], at: tuple[str | int, ...]
+) -> tuple[str | int, ...] | None:
+    """Where a boolean sits at ``path`` ("[]": any item) in ``value``, if anywhere."""
+    if not path:
+        return at if isinstance(value, bool) else None
+    step, rest = path[0], path[1:]
+    if step == "[]":
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                found = _boolean_at(item, rest, (*at, index))
+                if found is not None:
+                    return found
+        return None
+    if isinstance(value, dict) and step in value:
+        return _boolean_at(value[step], rest, (*at, step))
+    return None
 
 
 def _array_violation(raw: bytes | bytearray) -> InvalidInput | None:

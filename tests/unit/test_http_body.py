@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 
 import pyarrow as pa
 import pytest
@@ -163,6 +164,11 @@ REFUSED = {
     "digits past a double, no fraction": (
         '{"a": 1}', '{"a": 1' + "0" * 400 + "}", f"field 'a' holds 1000000000000000000000000000000…(401 characters), {INT64}"
     ),
+    "an integer a list of doubles cannot hold": (
+        '{"l": [0.5]}', '{"l": [9007199254740993, 0.5]}',
+        "field 'l[0]' holds 9007199254740993, which a double cannot hold exactly "
+        "(other values of 'l[]' have a fraction or exponent, which makes it a double)",
+    ),
     "an integer a double column cannot hold": (
         '{"a": 0.5}', '{"a": 9007199254740993}',
         "field 'a' holds 9007199254740993, which a double cannot hold exactly "
@@ -192,6 +198,8 @@ def test_numbers_and_keys_that_would_change_silently_are_refused(kind: str, case
         ['{"a": 0.5}', '{"a": 9007199254740992}', '{"a": 1e17}'],
         ['{"a": "1e400", "b": "NaN", "c": "9223372036854775808", "d": "{\\"a\\": 1, \\"a\\": 2}"}'],
         ['{"a": 1e-400}'],  # below the smallest double: rounds to 0.0, as any decimal rounds
+        # Long integers in an int64 field beside large doubles written as doubles.
+        ['{"ts": 1764945000123456789, "big": 1.5e16}', '{"ts": 1, "big": 12345678901234567.5}'],
         ['{"a": {"b": 1}, "c": [{"b": 1}, {"b": 2}]}'],
         # pyarrow 26 reads a list whose first item is null one value short (invalid offsets).
         ['{"a": [null, 1], "b": [null, {"c": [null, "x"]}]}', '{"a": [null, null, 3]}'],
@@ -225,6 +233,18 @@ def test_every_record_must_be_an_object(case: str) -> None:
     )
 
 
+def test_a_boolean_among_doubles_is_refused_by_both_kinds() -> None:
+    # pyarrow's pa.array stores [0.5, true] as [0.5, 1.0]; its NDJSON reader refuses.
+    assert error_of(as_array('{"a": {"b": [0.5]}}', '{"a": {"b": [1.0, true]}}'), "json") == (
+        "malformed JSON in record 2: field 'a.b[1]' holds a boolean, "
+        "where other values of 'a.b[]' are numbers"
+    )
+    assert error_of(as_ndjson('{"a": 0.5}', '{"a": true}')).startswith(
+        "malformed NDJSON on line 2: "
+    )
+    assert decoded(as_array('{"a": 1.0, "ok": true}'), "json") == [{"a": 1.0, "ok": True}]
+
+
 def test_a_line_that_starts_like_no_json_value_is_quoted() -> None:
     assert error_of(b'{"a": 1}\nnul\n') == (
         "each NDJSON line must be a JSON object; line 2 is not one (it starts with 'nul')"
@@ -242,6 +262,16 @@ def test_a_line_that_starts_like_no_json_value_is_quoted() -> None:
 def test_one_object_per_line(body: bytes, line: int) -> None:
     message = error_of(body)
     assert message.startswith(f"each NDJSON line must be one JSON object; line {line} ")
+
+
+def test_the_line_with_two_values_is_found_quickly_in_a_large_body() -> None:
+    # 1.2 M tiny lines: a Python loop over them to find the bad one took tens of seconds.
+    body = b"{}\n" * 1_200_000 + b'{"a": 1} {"a": 2}\n' + b"{}\n" * 10
+    started = time.monotonic()
+    assert error_of(body) == (
+        "each NDJSON line must be one JSON object; line 1200001 holds more than one JSON value"
+    )
+    assert time.monotonic() - started < 10
 
 
 def test_a_pretty_printed_object_is_not_ndjson() -> None:

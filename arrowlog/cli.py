@@ -36,7 +36,6 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 import click
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -44,7 +43,8 @@ import arrowlog
 from arrowlog._formats import encode, ndjson_lines
 from arrowlog.config import Settings, settings_help, settings_markdown
 from arrowlog.demo import DEMO_QUERIES, DEMO_STREAM, generate_web_logs
-from arrowlog.errors import ArrowlogError
+from arrowlog.errors import ArrowlogError, InvalidInput
+from arrowlog.json_records import parse_json_array, parse_ndjson
 from arrowlog.log import AppendResult, Log
 from arrowlog.schema import validate_stream_name
 
@@ -67,6 +67,9 @@ _EXTENSIONS: dict[str, InputFormat] = {
     ".pq": "parquet",
 }
 _CHUNK_BYTES = 4 << 20  # bytes parsed at a time (NDJSON chunks, CSV blocks)
+# A chunk is parsed in blocks of this size on all cores: one file, one reader, so the
+# cores are otherwise idle (the server parses a body as one block, many bodies at once).
+_NDJSON_BLOCK_BYTES = 1 << 20
 _CELL_WIDTH = 40  # table format: wider cells are cut with an ellipsis
 _REMOTE_BATCH_BYTES = 8 << 20  # ingest --server: bytes per append (one Flight DoPut)
 _DEFAULT_DATA_DIR = Path(
@@ -236,7 +239,7 @@ def _append_all(
             # Only reading is guarded here; Log.append's own errors go to _Group.
             try:
                 item = next(payloads, None)
-            except (pa.ArrowException, OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            except (pa.ArrowException, OSError, InvalidInput, UnicodeDecodeError) as e:
                 raise click.ClickException(
                     f"cannot read {source.label} as {source.fmt}: {e}"
                 ) from e
@@ -347,29 +350,35 @@ def _read_ndjson(
 ) -> Iterator[tuple[pa.Table, int]]:
     """Parse NDJSON a few MB at a time, cutting at the last newline of each chunk.
 
-    Each chunk gets its own type inference (``read_json``): pyarrow's streaming reader
-    fixes the schema from its first block and fails on a field that appears later, while
-    here such a field simply evolves the stream's schema (DESIGN §4).
+    Each chunk gets its own type inference: pyarrow's streaming reader fixes the schema
+    from its first block and fails on a field that appears later, while here such a field
+    simply evolves the stream's schema. Chunks are decoded under the HTTP API's JSON
+    policy (``parse_ndjson``), with line numbers counted from the file's start.
     """
     rest = b""
     block = head
+    line = 1
     while block:
         data = rest + block
         cut = data.rfind(b"\n") + 1
         rest = data[cut:]
         if data[:cut].strip():
-            yield pajson.read_json(pa.BufferReader(pa.py_buffer(data)[:cut])), position()
+            yield _parse_ndjson(memoryview(data)[:cut], line), position()
+        line += data.count(b"\n", 0, cut)
         block = stream.read(_CHUNK_BYTES)
     if rest.strip():
-        yield pajson.read_json(pa.BufferReader(rest)), position()
+        yield _parse_ndjson(rest, line), position()
 
 
-def _read_json_array(
-    data: bytes, batch_rows: int, position: int
-) -> Iterator[tuple[list[Any], int]]:
-    records = json.loads(data)  # a list: the caller saw the "["
-    for start in range(0, len(records), batch_rows):
-        yield records[start : start + batch_rows], position
+def _parse_ndjson(data: bytes | memoryview, first_line: int) -> pa.Table:
+    return parse_ndjson(data, first_line=first_line, single_block_bytes=_NDJSON_BLOCK_BYTES)
+
+
+def _read_json_array(data: bytes, batch_rows: int, position: int) -> Iterator[tuple[pa.Table, int]]:
+    """A whole JSON array (the caller saw the "["), under the HTTP API's JSON policy."""
+    table = parse_json_array(data, empty_ok=True)
+    for start in range(0, table.num_rows, batch_rows):
+        yield table.slice(start, batch_rows), position
 
 
 def _read_parquet(path: Path, batch_rows: int, size: int) -> Iterator[tuple[pa.Table, int]]:

@@ -288,6 +288,65 @@ def test_bad_appends_are_refused_and_change_nothing(
     assert append(http, stream_name, ndjson(records(1)))["first_offset"] == 5  # no gap either
 
 
+# One JSON policy for both body kinds: (first record, offending record, reason).
+JSON_POLICY = {
+    "overflow": ('{"n": 1}', '{"n": 1e400}', "field 'n' holds 1e400, which is too large for a double"),
+    "NaN": ('{"n": 1.5}', '{"n": NaN}', "field 'n' holds NaN, which is not JSON (JSON has no NaN or Infinity)"),
+    "Infinity": ('{"n": 1.5}', '{"n": Infinity}', "field 'n' holds Infinity, which is not JSON (JSON has no NaN or Infinity)"),
+    "duplicate key": ('{"n": 1}', '{"n": 1, "n": 2}', "the key 'n' appears twice in one object"),
+    "beyond int64": (
+        '{"n": 1}', '{"n": 18446744073709551615}',
+        "field 'n' holds 18446744073709551615, an integer outside the int64 range "
+        "(send it as a string to keep it exact)",
+    ),
+    "rounded by a double": (
+        '{"x": 0.5}', '{"x": 9007199254740993}',
+        "field 'x' holds 9007199254740993, which a double cannot hold exactly "
+        "(other values of 'x' have a fraction or exponent, which makes it a double)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["ndjson", "json array"])
+@pytest.mark.parametrize("case", list(JSON_POLICY), ids=list(JSON_POLICY))
+def test_both_json_body_kinds_refuse_what_would_change_silently(
+    http: httpx.Client, stream_name: str, case: str, kind: str
+) -> None:
+    append(http, stream_name, ndjson(records(5)))
+    good, bad, reason = JSON_POLICY[case]
+    if kind == "ndjson":
+        body, ctype = f"{good}\n{bad}\n".encode(), "application/x-ndjson"
+        expected = f"malformed NDJSON on line 2: {reason}"
+    else:
+        body, ctype = f"[{good}, {bad}]".encode(), "application/json"
+        expected = f"malformed JSON in record 2: {reason}"
+    r = http.post(
+        f"/v1/streams/{stream_name}/records", content=body, headers={"Content-Type": ctype}
+    )
+    assert_error(r, 400, "InvalidInput", expected)
+    assert count(http, stream_name) == 5
+
+
+def test_both_json_body_kinds_store_the_same_values(http: httpx.Client, stream_name: str) -> None:
+    lines = [
+        '{"n": 9223372036854775807, "x": 1e308, "s": "1e400"}',
+        '{"n": -9223372036854775808, "x": 1e-400, "s": "NaN", "l": [null, 2]}',
+    ]
+    append(http, f"{stream_name}_a", "\n".join(lines).encode())
+    r = http.post(
+        f"/v1/streams/{stream_name}_b/records",
+        content=f"[{','.join(lines)}]".encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    rows = [
+        query(http, f"SELECT n, x, s, l FROM {stream_name}_{s} ORDER BY _offset").json()
+        for s in "ab"
+    ]
+    assert rows[0] == rows[1]
+    assert rows[0]["rows"] == [[2**63 - 1, 1e308, "1e400", None], [-(2**63), 0.0, "NaN", [None, 2]]]
+
+
 @pytest.mark.parametrize("name", ["bad-name", "9lives", "x" * 129])
 def test_invalid_stream_names(http: httpx.Client, name: str) -> None:
     r = http.post(f"/v1/streams/{name}/records", content=ndjson(records(1)), headers=NDJSON)

@@ -255,6 +255,40 @@ def test_gzip_that_is_not_gzip_and_truncated_gzip(target: Target) -> None:
         assert r.status_code != 200 or body.startswith(good)
 
 
+# Bodies whose first record is not an object: pyarrow 26 crashed the whole server
+# (SIGSEGV) on a parse block starting with null. Each is refused, and the server lives on.
+NOT_OBJECTS = [
+    b"null", b"null\n", b" \t null\n", b"\n\nnull\n", b"\xef\xbb\xbfnull\n", b"null null",
+    b'null {"n": 1}', b'{"n": 1}\rnull\n', b'{"n": 1}\r\nnull\r\n', b"1", b'"x"', b"true",
+    b"[]", b"[null]", b"[[1]]", b"[1]",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("ctype", ["application/x-ndjson", "application/json"])
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+@pytest.mark.parametrize("body", NOT_OBJECTS, ids=[repr(b)[2:-1] for b in NOT_OBJECTS])
+def test_a_first_record_that_is_not_an_object(
+    target: Target, body: bytes, ctype: str, encoding: str | None
+) -> None:
+    before = target.listing()
+    r = _post(target, gzip.compress(body) if encoding else body, ctype, encoding)
+    assert target.server.process.process.poll() is None, target.server.process.output()
+    message = _assert_refused(r, 400)["message"]
+    assert message.startswith(("each NDJSON line must be a JSON object; line ",
+                               "each record of a JSON array must be a JSON object; record ",
+                               "the body holds no records")), message  # fmt: skip
+    _check_append(target, r, before)
+
+
+def test_a_null_line_far_into_a_body(target: Target) -> None:
+    before = target.listing()
+    line = b'{"n": 1, "level": "INFO"}\n'
+    body = line * (LIMIT // 2 // len(line)) + b"null\n" + line
+    r = _post(target, body, "application/x-ndjson")
+    assert _assert_refused(r, 400)["message"].endswith(" is null")
+    _check_append(target, r, before)
+
+
 # -- stream names --------------------------------------------------------------------------------
 
 HOSTILE_NAMES = [

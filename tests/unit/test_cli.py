@@ -89,7 +89,14 @@ def test_ingest_json_file_holding_ndjson_and_a_non_array(tmp_path: Path, data_di
     (tmp_path / "scalar.json").write_text("[1, 2]")
     result = run(data_dir, "ingest", "scalar.json", "--stream", "logs")
     assert result.exit_code == 1
-    assert "records must be dicts; item 0 has type int" in result.stderr
+    assert result.stderr == (
+        "Error: cannot read scalar.json as json: "
+        "each record of a JSON array must be a JSON object; record 1 is a number\n"
+    )
+    (tmp_path / "empty.json").write_text("[ ]")
+    assert ok(data_dir, "ingest", "empty.json", "--stream", "logs").stdout == (
+        "ingested 0 records into logs\n"
+    )
 
 
 def test_ingest_csv(tmp_path: Path, data_dir: Path) -> None:
@@ -148,13 +155,76 @@ def test_ingest_malformed_file_keeps_earlier_batches(
     (tmp_path / "bad.ndjson").write_bytes(ndjson(RECORDS) + b'{"n": oops}\n')
     result = run(data_dir, "ingest", "bad.ndjson", "--stream", "logs", "--batch-rows", "1")
     assert result.exit_code == 1
-    assert "Error: cannot read bad.ndjson as ndjson: JSON parse error" in result.stderr
+    # The line counts from the file's start, not from the chunk's.
+    assert "Error: cannot read bad.ndjson as ndjson: malformed NDJSON on line 21: " in result.stderr
     stored = count(data_dir, "logs")
     assert 0 < stored < 20
     assert (
         f"ingested {stored} records into logs (offsets 0..{stored - 1}) before the error"
         in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        ("a.ndjson", '{"n": 1}\n{"n": 1e400}\n', "malformed NDJSON on line 2: field 'n' holds 1e400"),
+        ("a.json", '[{"n": 1},\n {"n": 1e400}]', "malformed JSON in record 2: field 'n' holds 1e400"),
+        ("a.ndjson", '{"n": 1}\n{"n": 1, "n": 2}\n', "malformed NDJSON on line 2: the key 'n' appears twice"),
+        ("a.json", '[{"n": 1}, {"n": 1, "n": 2}]', "malformed JSON in record 2: the key 'n' appears twice"),
+        ("a.ndjson", '{"n": 1}\n{"n": 9223372036854775808}\n', "malformed NDJSON on line 2: field 'n' holds 9223372036854775808, an integer outside the int64 range"),
+        ("a.json", '[{"n": 1}, {"n": 9223372036854775808}]', "malformed JSON in record 2: field 'n' holds 9223372036854775808, an integer outside the int64 range"),
+        ("a.ndjson", '{"n": 1}\n{"n": NaN}\n', "malformed NDJSON on line 2: field 'n' holds NaN, which is not JSON"),
+        ("a.json", '[{"n": 1}, {"n": NaN}]', "malformed JSON in record 2: field 'n' holds NaN, which is not JSON"),
+        ("a.ndjson", '{"n": 1}\nnull\n', "each NDJSON line must be a JSON object; line 2 is null"),
+        ("a.json", '[{"n": 1}, null]', "each record of a JSON array must be a JSON object; record 2 is null"),
+    ],
+)  # fmt: skip
+def test_ingest_applies_the_http_json_policy(
+    tmp_path: Path, data_dir: Path, name: str, content: str, error: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    result = run(data_dir, "ingest", name, "--stream", "logs")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot read {name} as {name[2:]}: {error}")
+    assert not (data_dir / "streams" / "logs").exists()
+
+
+def test_ingest_line_numbers_count_across_chunks(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_CHUNK_BYTES", 100)
+    (tmp_path / "a.ndjson").write_bytes(ndjson(RECORDS) + b'{"n": 1, "n": 2}\n')
+    result = run(data_dir, "ingest", "a.ndjson", "--stream", "logs")
+    assert "malformed NDJSON on line 21: the key 'n' appears twice in one object" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"null\n",
+        b"  null",
+        b"\xef\xbb\xbfnull\n" + ndjson(RECORDS),
+        # Where pyarrow starts its second 1 MiB block: a crash anywhere in the file.
+        b'{"n": 1}\n' * 116_504 + b'{"n":1}\n' * 5 + b"null\n" + ndjson(RECORDS),  # null at 1 MiB
+    ],
+    ids=["null", "indented null", "after a BOM", "at a block boundary"],
+)  # fmt: skip
+def test_ingest_of_a_null_record_is_refused_not_a_crash(
+    tmp_path: Path, data_dir: Path, content: bytes
+) -> None:
+    # A real process: pyarrow crashed (SIGSEGV) on a block starting with null, which
+    # would take pytest down with it in-process.
+    (tmp_path / "a.ndjson").write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "arrowlog", "ingest", "a.ndjson", "--stream", "logs",
+         "--data-dir", str(data_dir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
+    assert "each NDJSON line must be a JSON object; line " in proc.stderr
+    assert " is null" in proc.stderr
+    assert not (data_dir / "streams" / "logs").exists()
 
 
 def test_ingest_rejected_batch_keeps_earlier_files(tmp_path: Path, data_dir: Path) -> None:

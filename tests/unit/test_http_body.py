@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import time
 
 import pyarrow as pa
 import pytest
 
+from arrowlog import json_records
 from arrowlog.errors import (
     ArrowlogError,
     BatchTooLarge,
@@ -18,7 +20,6 @@ from arrowlog.errors import (
     Unauthenticated,
     Unavailable,
 )
-from arrowlog.http import body
 from arrowlog.http.body import body_kind, decode_body, gzipped
 from arrowlog.http.errors import NotAcceptable, UnsupportedMediaType, status_for
 from arrowlog.http.query import negotiate
@@ -69,8 +70,8 @@ def test_blank_lines_count_as_lines() -> None:
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Bodies over _SINGLE_BLOCK_BYTES are parsed in blocks of that size, on all threads.
-    monkeypatch.setattr(body, "_SINGLE_BLOCK_BYTES", 1 << 20)
+    # Bodies over SINGLE_BLOCK_BYTES are parsed in blocks of that size, on all threads.
+    monkeypatch.setattr(json_records, "SINGLE_BLOCK_BYTES", 1 << 20)
 
 
 @pytest.mark.usefixtures("small_blocks")
@@ -104,8 +105,8 @@ def test_an_empty_body_holds_no_records(body: bytes) -> None:
 
 
 def test_json_array() -> None:
-    records = decode_body(b' [{"n": 1}, {"n": 2}]', "json", limit=LIMIT)
-    assert records == [{"n": 1}, {"n": 2}]
+    table = decode_body(b' [{"n": 1}, {"n": 2}]', "json", limit=LIMIT)
+    assert table.to_pylist() == [{"n": 1}, {"n": 2}]
 
 
 def test_json_that_is_not_an_array_is_ndjson() -> None:
@@ -118,6 +119,202 @@ def test_malformed_json_array_names_line_and_column() -> None:
     assert error_of(b'[{"n": 1},\n {"n": 2,}]', "json") == (
         "malformed JSON on line 2, column 10: Expecting property name enclosed in double quotes"
     )
+
+
+# -- one JSON policy for both body kinds -------------------------------------------------
+#
+# The same records, sent as NDJSON or as a JSON array, are accepted or refused alike, and
+# a refusal names the line (NDJSON) or the record (array) and the field.
+
+
+def as_ndjson(*records: str) -> bytes:
+    return "".join(r + "\n" for r in records).encode()
+
+
+def as_array(*records: str) -> bytes:
+    return ("[" + ",\n".join(records) + "]").encode()
+
+
+def decoded(body: bytes, kind: str) -> list[dict]:
+    table = decode_body(body, kind, limit=LIMIT)  # type: ignore[arg-type]
+    assert isinstance(table, pa.Table)
+    return table.to_pylist()
+
+
+TOO_BIG = "which is too large for a double"
+NOT_JSON = "which is not JSON (JSON has no NaN or Infinity)"
+INT64 = "an integer outside the int64 range (send it as a string to keep it exact)"
+REFUSED = {
+    "overflow": ('{"a": 1}', '{"a": 1e400}', f"field 'a' holds 1e400, {TOO_BIG}"),
+    "nested negative overflow": (
+        '{"a": {"b": [1.5]}}', '{"a": {"b": [1.5, -1E+400]}}', f"field 'a.b[1]' holds -1E+400, {TOO_BIG}"
+    ),
+    "digits past a double": ('{"a": 1.5}', '{"a": 1' + "0" * 400 + '.0}', f"field 'a' holds 1000000000000000000000000000000…(403 characters), {TOO_BIG}"),
+    "NaN": ('{"a": 1.5}', '{"a": NaN}', f"field 'a' holds NaN, {NOT_JSON}"),
+    "Infinity": ('{"a": [1.5]}', '{"a": [Infinity]}', f"field 'a[0]' holds Infinity, {NOT_JSON}"),
+    "-Infinity": ('{"a": 1.5}', '{"b": "x", "a": -Infinity}', f"field 'a' holds -Infinity, {NOT_JSON}"),
+    "duplicate key": ('{"a": 1}', '{"a": 1, "b": 2, "a": 3}', "the key 'a' appears twice in one object"),
+    "nested duplicate key": ('{"u": {"id": 1}}', '{"u": {"id": 1, "id": 1}}', "the key 'u.id' appears twice in one object"),
+    "duplicate key of other types": ('{"a": "x"}', '{"a": "x", "a": 1}', "the key 'a' appears twice in one object"),
+    "beyond int64": ('{"a": 1}', '{"a": 9223372036854775808}', f"field 'a' holds 9223372036854775808, {INT64}"),
+    "below int64": ('{"a": 1}', '{"a": -9223372036854775809}', f"field 'a' holds -9223372036854775809, {INT64}"),
+    "nested beyond int64": (
+        '{"u": {"ids": [1]}}', '{"u": {"ids": [1, 18446744073709551615]}}', f"field 'u.ids[1]' holds 18446744073709551615, {INT64}"
+    ),
+    "digits past a double, no fraction": (
+        '{"a": 1}', '{"a": 1' + "0" * 400 + "}", f"field 'a' holds 1000000000000000000000000000000…(401 characters), {INT64}"
+    ),
+    "an integer a list of doubles cannot hold": (
+        '{"l": [0.5]}', '{"l": [9007199254740993, 0.5]}',
+        "field 'l[0]' holds 9007199254740993, which a double cannot hold exactly "
+        "(other values of 'l[]' have a fraction or exponent, which makes it a double)",
+    ),
+    "an integer a double column cannot hold": (
+        '{"a": 0.5}', '{"a": 9007199254740993}',
+        "field 'a' holds 9007199254740993, which a double cannot hold exactly "
+        "(other values of 'a' have a fraction or exponent, which makes it a double)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["ndjson", "json"])
+@pytest.mark.parametrize("case", list(REFUSED), ids=list(REFUSED))
+def test_numbers_and_keys_that_would_change_silently_are_refused(kind: str, case: str) -> None:
+    good, bad, reason = REFUSED[case]
+    if kind == "ndjson":
+        assert error_of(as_ndjson(good, bad, good)) == f"malformed NDJSON on line 2: {reason}"
+    else:
+        assert (
+            error_of(as_array(good, bad, good), "json") == f"malformed JSON in record 2: {reason}"
+        )
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        ['{"a": 1e308}', '{"a": -1.7976931348623157e308}'],
+        ['{"a": 9223372036854775807}', '{"a": -9223372036854775808}'],
+        ['{"ts_ns": 1764945000123456789}'],
+        ['{"a": 0.5}', '{"a": 9007199254740992}', '{"a": 1e17}'],
+        ['{"a": "1e400", "b": "NaN", "c": "9223372036854775808", "d": "{\\"a\\": 1, \\"a\\": 2}"}'],
+        ['{"a": 1e-400}'],  # below the smallest double: rounds to 0.0, as any decimal rounds
+        # Long integers in an int64 field beside large doubles written as doubles.
+        ['{"ts": 1764945000123456789, "big": 1.5e16}', '{"ts": 1, "big": 12345678901234567.5}'],
+        ['{"a": {"b": 1}, "c": [{"b": 1}, {"b": 2}]}'],
+        # pyarrow 26 reads a list whose first item is null one value short (invalid offsets).
+        ['{"a": [null, 1], "b": [null, {"c": [null, "x"]}]}', '{"a": [null, null, 3]}'],
+    ],
+)
+def test_both_body_kinds_accept_the_same_records_alike(records: list[str]) -> None:
+    from_ndjson = decoded(as_ndjson(*records), "ndjson")
+    assert from_ndjson == decoded(as_array(*records), "json")
+    assert len(from_ndjson) == len(records)
+
+
+NOT_OBJECTS = {
+    "null": ("null", "null"),
+    "a number": ("-1.5", "a number"),
+    "a string": ('"x"', "a string"),
+    "an array": ('[{"a": 1}]', "an array"),
+    "an empty array": ("[]", "an array"),
+    "a boolean": ("true", "a boolean"),
+    "indented null": (" \t null ", "null"),
+}
+
+
+@pytest.mark.parametrize("case", list(NOT_OBJECTS), ids=list(NOT_OBJECTS))
+def test_every_record_must_be_an_object(case: str) -> None:
+    text, what = NOT_OBJECTS[case]
+    assert error_of(as_ndjson('{"a": 1}', text)) == (
+        f"each NDJSON line must be a JSON object; line 2 is {what}"
+    )
+    assert error_of(as_array('{"a": 1}', text), "json") == (
+        f"each record of a JSON array must be a JSON object; record 2 is {what}"
+    )
+
+
+def test_a_boolean_among_doubles_is_refused_by_both_kinds() -> None:
+    # pyarrow's pa.array stores [0.5, true] as [0.5, 1.0]; its NDJSON reader refuses.
+    assert error_of(as_array('{"a": {"b": [0.5]}}', '{"a": {"b": [1.0, true]}}'), "json") == (
+        "malformed JSON in record 2: field 'a.b[1]' holds a boolean, "
+        "where other values of 'a.b[]' are numbers"
+    )
+    assert error_of(as_ndjson('{"a": 0.5}', '{"a": true}')).startswith(
+        "malformed NDJSON on line 2: "
+    )
+    assert decoded(as_array('{"a": 1.0, "ok": true}'), "json") == [{"a": 1.0, "ok": True}]
+
+
+def test_a_line_that_starts_like_no_json_value_is_quoted() -> None:
+    assert error_of(b'{"a": 1}\nnul\n') == (
+        "each NDJSON line must be a JSON object; line 2 is not one (it starts with 'nul')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (b'{"a": 1}\n{"a": 2} null\n', 2),
+        (b'{"a": 1} {"a": 2}\n', 1),
+        (b'{"a": {"b": 0}}\n{"a":\n{"b": 1}} null\n{"a": {"b": 3}}\n', 2),
+    ],
+)
+def test_one_object_per_line(body: bytes, line: int) -> None:
+    message = error_of(body)
+    assert message.startswith(f"each NDJSON line must be one JSON object; line {line} ")
+
+
+def test_the_line_with_two_values_is_found_quickly_in_a_large_body() -> None:
+    # 1.2 M tiny lines: a Python loop over them to find the bad one took tens of seconds.
+    body = b"{}\n" * 1_200_000 + b'{"a": 1} {"a": 2}\n' + b"{}\n" * 10
+    started = time.monotonic()
+    assert error_of(body) == (
+        "each NDJSON line must be one JSON object; line 1200001 holds more than one JSON value"
+    )
+    assert time.monotonic() - started < 10
+
+
+def test_a_pretty_printed_object_is_not_ndjson() -> None:
+    assert error_of(b'{\n  "a": 1\n}\n') == (
+        "each NDJSON line must be a JSON object; line 2 is not one (it starts with '\"a\": 1')"
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "later"),
+    [('{"x": "a"}', '{"x": 1}'), ('{"x": {"a": 1}}', '{"x": 1}'), ('{"x": 1}', '{"x": "a"}')],
+)
+def test_a_type_change_far_into_a_large_body_is_refused(first: str, later: str) -> None:
+    # pyarrow's multi-block reader stored 1 as "1" after strings, and dropped it after
+    # objects; bodies over SINGLE_BLOCK_BYTES are cut into pieces of that size.
+    body = as_ndjson(*[first] * 20, later)
+    with pytest.raises(InvalidInput) as e:
+        json_records.parse_ndjson(body, single_block_bytes=64)
+    assert str(e.value).startswith("malformed NDJSON on line 21: ")
+
+
+def test_pieces_of_a_large_body_join_when_types_only_widen_by_nulls() -> None:
+    body = as_ndjson('{"x": null, "l": []}', *['{"x": 1}'] * 20, '{"y": {"a": 1}, "l": [2]}')
+    table = json_records.parse_ndjson(body, single_block_bytes=64)
+    assert table.to_pylist() == decoded(body, "ndjson")
+    assert table.column("x").num_chunks > 1
+
+
+def test_bodies_must_be_utf8() -> None:
+    # pyarrow kept invalid bytes, in a column name too (which then failed far from here).
+    assert error_of(b'{"a": 1}\n{"\xdd": 7}\n') == (
+        "malformed NDJSON on line 2: the text is not UTF-8 (invalid continuation byte)"
+    )
+    assert error_of(b'[{"a": 1}, {"\xdd": 7}]', "json").startswith("the body is not UTF-8: ")
+    # json.loads would have guessed UTF-16 from the zero bytes.
+    utf16 = '[{"a": 1}]'.encode("utf-16-le")
+    assert error_of(utf16, "json").startswith("malformed JSON on line 1, column 2: ")
+
+
+def test_blank_lines_crlf_a_bom_and_indentation_are_fine() -> None:
+    body = b'\xef\xbb\xbf{"a": 1}\r\n\r\n  {"a": 2}  \r\n\t{"a": 3}\n\n'
+    assert decoded(body, "ndjson") == [{"a": 1}, {"a": 2}, {"a": 3}]
+    assert error_of(b'{"a": 1}\r\n\r\n{"a": 1e400}\r\n').startswith("malformed NDJSON on line 3: ")
 
 
 # -- Arrow IPC, gzip ---------------------------------------------------------------------

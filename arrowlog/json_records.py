@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from arrowlog.errors import InvalidInput
-from arrowlog.schema import to_table
+from arrowlog.schema import mark_untyped, to_table
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -115,7 +115,7 @@ def parse_ndjson(
     if partial is not None or table.num_rows != records:
         raise _not_one_object_per_line(raw, first_line, partial)
     _check_numbers(table, raw, first_line)
-    return table
+    return mark_untyped(table)  # a field null in every record adds no column
 
 
 def _check_utf8(raw: bytes | bytearray, first_line: int) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "TIME_TYPE_NS",
     "choose_time_column",
     "coerce",
+    "mark_untyped",
     "merge_schemas",
     "normalize",
     "system_schema",
@@ -158,9 +159,7 @@ def to_table(data: object) -> pa.Table:
         raise InvalidInput("empty batch: it holds no records")
     if table.num_columns == 0:
         raise InvalidInput("empty batch: its records have no fields")
-    if isinstance(data, list | dict):
-        return drop_null_columns(table)  # untyped records: null everywhere = no value
-    return table
+    return mark_untyped(table) if isinstance(data, list | dict) else table
 
 
 def _to_table(data: object) -> pa.Table:
@@ -214,16 +213,23 @@ def _records_to_table(records: list[Any]) -> pa.Table:
     return pa.Table.from_struct_array(rows)
 
 
-def drop_null_columns(table: pa.Table) -> pa.Table:
-    """Drop the columns of Arrow type null from a table decoded from untyped records.
+# Schema metadata marking a table decoded from untyped records (JSON, a list of dicts).
+_UNTYPED = {b"arrowlog.untyped": b"true"}
 
-    In JSON or a list of dicts, a field that is null in every record says no more than a
-    missing field, and carries no type to store: the column is added by the first batch
-    that has a value. (A typed producer sending an Arrow ``null`` column is refused by
-    ``coerce`` instead: it asked for a column that cannot be stored.)
+
+def mark_untyped(table: pa.Table) -> pa.Table:
+    """Mark a table as decoded from untyped records (JSON, lists of dicts).
+
+    In such records a field that is null in every record of a batch says no more than a
+    missing field and has no type: ``coerce`` adds no column for it (a known column takes
+    its nulls). A typed producer sending an Arrow ``null`` column for a new column is
+    refused instead: it asked for a column that cannot be stored.
     """
-    nulls = [f.name for f in table.schema if pa.types.is_null(f.type)]
-    return table.drop_columns(nulls) if nulls else table
+    return table.replace_schema_metadata(_UNTYPED)
+
+
+def _is_untyped_source(table: pa.Table) -> bool:
+    return (table.schema.metadata or {}).get(b"arrowlog.untyped") == b"true"
 
 
 def _explain_records_error(records: list[Any], error: Exception) -> InvalidInput:
@@ -334,10 +340,12 @@ def normalize(table: pa.Table, *, max_string_bytes: int) -> pa.Table:
         _check_strings(name, array, max_string_bytes)
         fields.append(pa.field(name, array.type))
         arrays.append(array)
+    # Only the untyped-source mark survives: coerce decides what a null column means.
+    metadata = _UNTYPED if _is_untyped_source(table) else None
     if not arrays:
         # from_arrays would make a 0-row table; select keeps the row count.
-        return table.select([])
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        return table.select([]).replace_schema_metadata(metadata)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
 
 
 def _check_column_names(names: list[str], path: str = "") -> None:
@@ -962,6 +970,7 @@ def coerce(
         if field.name in RESERVED:
             raise InvalidInput(f"column {field.name!r} of stream {stream!r} is reserved")
     batch = {name: _one_chunk(table.column(name)) for name in table.column_names}
+    untyped = _is_untyped_source(table)
 
     fields: list[pa.Field] = []
     arrays: list[pa.Array] = []
@@ -986,6 +995,9 @@ def coerce(
                 f"{known_folded[name.lower()]!r} of stream {stream!r}; column names are "
                 "case-insensitive: use the stream's spelling"
             )
+        if pa.types.is_null(array.type) and untyped:
+            logger.debug("stream %r: not adding column %r: no values yet", stream, name)
+            continue
         if pa.types.is_null(array.type):
             raise InvalidInput(
                 f"column {name!r} has Arrow type null (no values, so no type to store): "

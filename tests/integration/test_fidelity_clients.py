@@ -187,3 +187,19 @@ def test_case_variant_names_are_refused_over_http_and_flight(
     _action(plain, "flush", stream_name)
     r = http.post("/v1/query", json={"sql": f"SELECT count(*) AS n FROM {stream_name.upper()}"})
     assert r.json()["rows"] == [[1]]
+
+
+def test_json_fields_null_in_every_record_wait_for_a_value_and_arrow_nulls_are_refused(
+    conn: dbapi.Connection, http: httpx.Client, stream_name: str
+) -> None:
+    assert _post(http, stream_name, [{"msg": "a", "extra": None}]).status_code == 200
+    assert _post(http, stream_name, [{"msg": "b", "extra": 7}]).status_code == 200
+    assert _post(http, stream_name, [{"msg": "c", "extra": None}]).status_code == 200
+    got = _adbc(conn, f"SELECT msg, extra FROM {stream_name} ORDER BY _offset")
+    assert got.to_pylist() == [
+        {"msg": "a", "extra": None},
+        {"msg": "b", "extra": 7},
+        {"msg": "c", "extra": None},
+    ]
+    with conn.cursor() as cur, pytest.raises(dbapi.Error, match="has Arrow type null"):
+        cur.adbc_ingest(stream_name, pa.table({"msg": ["d"], "other": pa.nulls(1)}), mode="append")

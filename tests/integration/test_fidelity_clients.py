@@ -203,3 +203,22 @@ def test_json_fields_null_in_every_record_wait_for_a_value_and_arrow_nulls_are_r
     ]
     with conn.cursor() as cur, pytest.raises(dbapi.Error, match="has Arrow type null"):
         cur.adbc_ingest(stream_name, pa.table({"msg": ["d"], "other": pa.nulls(1)}), mode="append")
+
+
+def test_nan_then_infinity_over_http_arrow_come_back_as_sent(
+    http: httpx.Client, plain: flight.FlightClient, stream_name: str
+) -> None:
+    sent = [float("nan"), float("inf")]  # Parquet min = max = inf: read back [inf, inf]
+    sink = pa.BufferOutputStream()
+    table = pa.table({"v": pa.array(sent)})
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    r = http.post(
+        f"/v1/streams/{stream_name}/records",
+        content=sink.getvalue().to_pybytes(),
+        headers={"Content-Type": ARROW},
+    )
+    assert r.status_code == 200, r.text
+    _action(plain, "flush", stream_name)
+    got = _http_arrow(http, f"SELECT v FROM {stream_name} ORDER BY _offset")
+    assert _bits(got.column("v").to_pylist()) == _bits(sent)

@@ -30,6 +30,7 @@ import uvicorn
 from arrowlog.config import Settings
 from arrowlog.errors import Unavailable
 from arrowlog.http import create_app
+from arrowlog.http.protocol import protocol_class
 from arrowlog.log import Log
 
 if TYPE_CHECKING:
@@ -121,6 +122,9 @@ class ArrowlogServer:
         self._app = create_app(self._log_or_fail(), st)
         config = uvicorn.Config(
             self._app,
+            # uvicorn's httptools protocol, plus limits on the time and size of request
+            # heads (the body's are in arrowlog.http.limits): docs/reliability.md.
+            http=protocol_class(st),
             lifespan="off",
             log_config=None,  # keep the CLI's logging setup
             access_log=self._access_log,

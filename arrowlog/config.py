@@ -219,6 +219,43 @@ class Settings:
         64 * 1024 * 1024,
         "Largest HTTP request body, before and after gzip decoding; larger ones get 413.",
     )
+    # HTTP limits: what one client, or many, may hold of the HTTP server (docs/reliability.md).
+    http_header_timeout: float = _setting(
+        10.0,
+        "Seconds a client has to send a request's headers in full, from the connection's "
+        "start or the previous answer; slower ones get 408 and are disconnected.",
+    )
+    http_body_timeout: float = _setting(
+        10.0,
+        "Seconds of silence allowed while a request body arrives, and the grace period of "
+        "http_min_body_rate; past either the request gets 408 and is disconnected.",
+    )
+    http_min_body_rate: int = _setting(
+        1024,
+        "Bytes per second a request body must average once http_body_timeout has passed "
+        "(the time allowed grows by 1 s per this many bytes received).",
+    )
+    http_max_header_bytes: int = _setting(
+        64 * 1024,
+        "Largest request line and headers, together; larger ones get 431 and are disconnected.",
+    )
+    max_inflight_body_bytes: int = _setting(
+        256 * 1024 * 1024,
+        "Request body bytes all HTTP requests together may hold in memory at once; a "
+        "request that would pass it gets 503 with Retry-After. Keep it above max_body_bytes.",
+    )
+    allowed_hosts: str | None = _setting(
+        None,
+        "Comma-separated Host names the HTTP API answers (besides IP addresses, localhost "
+        "names, host and advertise_host); others get 400 (DNS rebinding). `*` allows any.",
+        kind=str,
+    )
+    allowed_origins: str | None = _setting(
+        None,
+        "Comma-separated origins (https://dash.example.com) whose browser pages may call the "
+        "HTTP API; requests with any other foreign Origin get 403 (CSRF). `*` allows any.",
+        kind=str,
+    )
     shutdown_timeout: float = _setting(
         30.0,
         "On SIGTERM/SIGINT, seconds `arrowlog serve` waits for in-flight requests to finish.",

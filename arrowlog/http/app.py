@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from arrowlog._version import __version__
 from arrowlog.config import Settings
 from arrowlog.errors import Unavailable
-from arrowlog.http import console, errors, ingest, query, streams, tail
+from arrowlog.http import console, errors, ingest, limits, query, streams, tail
 from arrowlog.http.deps import LogDep, require_token
 from arrowlog.http.models import ErrorResponse
 from arrowlog.log import Log
@@ -50,9 +50,11 @@ arrowlog's HTTP API: append records to streams, query them with SQL, look at the
 
 Errors always answer `{"error": <class>, "message": <text>}`: 400 bad input (malformed
 JSON names the line, a type conflict names the column, bad SQL carries the engine's
-message), 401 missing/wrong token, 403 SQL that would write, 404 no such stream, 406 no
-acceptable answer format, 413 body too large, 415 unsupported body type, 503 shutting
-down.
+message) or a Host this server does not answer for, 401 missing/wrong token, 403 SQL that
+would write or a page of another origin, 404 no such stream or route, 405 wrong method,
+406 no acceptable answer format, 408 a request sent too slowly, 413 body too large, 415
+unsupported body type, 431 headers too large, 503 shutting down or too many request bodies
+in memory (with `Retry-After`).
 """
 
 
@@ -82,6 +84,9 @@ def create_app(log: Log, settings: Settings) -> FastAPI:
     app.state.token = settings.token.encode() if settings.token else None
     app.state.tails = tail.TailHub(log.metrics)  # ArrowlogServer.stop ends them
     errors.install(app)
+    # Host, Origin, and the body's time and memory limits; refusals are counted below.
+    app.state.body_budget = limits.BodyBudget(settings.max_inflight_body_bytes)
+    app.add_middleware(limits.RequestGuard, settings=settings, budget=app.state.body_budget)
     app.add_middleware(_RequestMetrics, metrics=log.metrics)
 
     app.include_router(_public)

@@ -14,6 +14,7 @@ Both JSON kinds are decoded under one policy (``arrowlog.json_records``), the on
 
 A body is refused from its Content-Length before a byte is read when that is over the
 limit, otherwise as soon as the bytes read pass it; un-gzipping stops at the same limit.
+The body is never allocated from its Content-Length: it grows as bytes arrive.
 """
 
 from __future__ import annotations
@@ -79,35 +80,29 @@ def gzipped(content_encoding: str | None) -> bool:
 async def read_body(request: Request, limit: int) -> bytearray:
     """The whole body, refused (BatchTooLarge) as soon as it is known to exceed ``limit``.
 
-    With a Content-Length over the limit nothing is read; without one (chunked), reading
-    stops at the first byte past it. A declared length is allocated once and filled in
-    place: bodies are MBs, and each copy of one costs as much as parsing a good part of it.
+    With a Content-Length over the limit nothing is read; otherwise the body grows as its
+    bytes arrive, and reading stops at the first byte past the limit. Nothing is allocated
+    from the Content-Length a client declares: a client may declare 60 MB and send none
+    (growing a bytearray costs no more than filling one: large ones grow by mremap). How
+    long the body may take and how much all bodies may hold at once is bounded below the
+    route (``arrowlog.http.limits``).
     """
     declared = request.headers.get("content-length")
-    if declared is None:
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(f"request body of more than {limit} bytes", limit)
-        return body
-    if not declared.strip().isdigit():
-        raise InvalidInput(f"invalid Content-Length {declared!r}")
-    size = int(declared)
-    if size > limit:
-        raise _too_large(f"request body of {size} bytes", limit)
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    filled = 0
+    size: int | None = None
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise InvalidInput(f"invalid Content-Length {declared!r}")
+        size = int(declared)
+        if size > limit:
+            raise _too_large(f"request body of {size} bytes", limit)
+    body = bytearray()
     async for chunk in request.stream():
-        if filled + len(chunk) > size:  # HTTP servers frame by Content-Length; be sure
+        body += chunk
+        if size is not None and len(body) > size:  # servers frame by Content-Length; be sure
             raise InvalidInput(f"the body is longer than its Content-Length of {size} bytes")
-        view[filled : filled + len(chunk)] = chunk
-        filled += len(chunk)
-    view.release()
-    if filled < size:
-        del buffer[filled:]  # in place: no copy of the body
-    return buffer
+        if len(body) > limit:
+            raise _too_large(f"request body of more than {limit} bytes", limit)
+    return body
 
 
 def _too_large(what: str, limit: int) -> BatchTooLarge:

@@ -12,27 +12,37 @@ walked, as in httpx's ``map_exceptions``)::
     │   │                           PERMISSION_DENIED (not 400: the SQL itself is fine)
     │   ├── QueryLimitExceeded 400  ran past query_timeout / query_memory_limit
     │   ├── UnsupportedMediaType  415  (this module) a Content-Type/-Encoding we cannot read
-    │   └── NotAcceptable      406  (this module) no answer format the Accept header allows
+    │   ├── NotAcceptable      406  (this module) no answer format the Accept header allows
+    │   ├── HostNotAllowed     400  (this module) a Host header not on the allow-list
+    │   ├── OriginNotAllowed   403  (this module) a browser page of another origin
+    │   └── RequestTimeout     408  (this module) a body too slow; the connection is closed
     ├── StreamNotFound         404
     ├── Unauthenticated        401  with ``WWW-Authenticate: Bearer`` (RFC 6750 §3)
     ├── Unavailable            503  log closed, shutting down
+    │   ├── BodiesInFlight     503  (this module) max_inflight_body_bytes reached; Retry-After
     │   └── NotPartitionOwner  307  (cluster) to the node writing the partition; 503 if none
     └── StorageError           500
 
 The body is always ``{"error": <class name>, "message": <str(e), unchanged>}``. FastAPI's
 own request validation errors (a query body that is not ``{"sql": "..."}``) are turned
-into ``InvalidInput`` and answered by the same handler, so clients see one error shape.
+into ``InvalidInput`` and answered by the same handler, so clients see one error shape;
+so are the framework's own errors (no such route 404, wrong method 405: the error is
+the status's name, ``NotFound``, ``MethodNotAllowed``) and any unexpected exception
+(500 ``InternalError``, its traceback in the server's log only). The few answers uvicorn
+writes before the app sees a request (``arrowlog.http.protocol``) use the same shape.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arrowlog.cluster import NotPartitionOwner
 from arrowlog.errors import (
@@ -48,9 +58,14 @@ from arrowlog.errors import (
 
 __all__ = [
     "STATUS",
+    "BodiesInFlight",
+    "HostNotAllowed",
     "NotAcceptable",
+    "OriginNotAllowed",
+    "RequestTimeout",
     "UnsupportedMediaType",
     "describe_errors",
+    "error_body",
     "error_response",
     "install",
     "status_for",
@@ -67,6 +82,26 @@ class NotAcceptable(InvalidInput):
     """The Accept header allows none of the formats a query can be answered in."""
 
 
+class HostNotAllowed(InvalidInput):
+    """The Host header names a host this server does not answer for (DNS rebinding)."""
+
+
+class OriginNotAllowed(InvalidInput):
+    """A browser page of another origin sent the request (CSRF, rebinding)."""
+
+
+class RequestTimeout(InvalidInput):
+    """The client sent its request too slowly; the connection is closed after the answer."""
+
+
+class BodiesInFlight(Unavailable):
+    """Request bodies in memory are at max_inflight_body_bytes; retry in a moment."""
+
+
+# Answers after which the connection is closed: the rest of the request body is unread.
+_CLOSE = (RequestTimeout, BodiesInFlight)
+
+
 STATUS: dict[type[ArrowlogError], int] = {
     ArrowlogError: 500,
     InvalidInput: 400,
@@ -74,6 +109,9 @@ STATUS: dict[type[ArrowlogError], int] = {
     ReadOnlyQuery: 403,
     UnsupportedMediaType: 415,
     NotAcceptable: 406,
+    HostNotAllowed: 400,
+    OriginNotAllowed: 403,
+    RequestTimeout: 408,
     StreamNotFound: 404,
     Unauthenticated: 401,
     Unavailable: 503,
@@ -89,14 +127,25 @@ def status_for(error: ArrowlogError) -> int:
     return 500
 
 
+def error_body(error: str, message: str) -> dict[str, str]:
+    """The body of every error answer."""
+    return {"error": error, "message": message}
+
+
 def error_response(error: ArrowlogError) -> JSONResponse:
     """The answer to ``error``: its status, ``{"error", "message"}`` and any headers it needs."""
     status = status_for(error)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthenticated) else None
+    headers: dict[str, str] = {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, BodiesInFlight):
+        headers["Retry-After"] = "1"
+    if isinstance(error, _CLOSE):
+        headers["Connection"] = "close"  # uvicorn closes the connection after the answer
     if status == 500:  # a storage failure or a bug: worth a traceback in the server's log
         logger.error("%s: %s", type(error).__name__, error, exc_info=error)
     return JSONResponse(
-        {"error": type(error).__name__, "message": str(error)}, status_code=status, headers=headers
+        error_body(type(error).__name__, str(error)), status_code=status, headers=headers or None
     )
 
 
@@ -143,7 +192,46 @@ def describe_errors(errors: Sequence[Any]) -> str:
     return "; ".join(parts)
 
 
+async def _handle_http(request: Request, error: Exception) -> Response:
+    # The framework's own errors: no such route (404), a method the route lacks (405).
+    assert isinstance(error, StarletteHTTPException)
+    status = error.status_code
+    if status in (204, 304) or status < 400:
+        return Response(status_code=status, headers=error.headers)
+    message = error.detail if isinstance(error.detail, str) else HTTPStatus(status).phrase
+    if status == 404 and error.detail == HTTPStatus.NOT_FOUND.phrase:
+        message = f"no route {request.method} {request.url.path}: see /docs"
+    elif status == 405:
+        allowed = (error.headers or {}).get("Allow") or (error.headers or {}).get("allow")
+        message = f"{request.method} is not allowed on {request.url.path}" + (
+            f"; use {allowed}" if allowed else ""
+        )
+    return JSONResponse(
+        error_body(status_name(status), message), status_code=status, headers=error.headers
+    )
+
+
+async def _handle_unexpected(request: Request, error: Exception) -> JSONResponse:
+    # A bug: the traceback goes to the server's log (Starlette re-raises it to uvicorn,
+    # which logs it), never to the client.
+    return JSONResponse(
+        error_body("InternalError", "internal server error: see the server's log"),
+        status_code=500,
+    )
+
+
+def status_name(status: int) -> str:
+    """``MethodNotAllowed`` for 405: the status's phrase as a class-like name."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP{status}"
+    return "".join(w[:1].upper() + w[1:] for w in phrase.replace("-", " ").split())
+
+
 def install(app: FastAPI) -> None:
-    """Answer every ``ArrowlogError`` (and request validation error) through ``STATUS``."""
+    """Answer every error, arrowlog's and the framework's, as ``{"error", "message"}``."""
     app.add_exception_handler(ArrowlogError, _handle)
     app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(Exception, _handle_unexpected)

@@ -24,7 +24,7 @@ from arrowlog._formats import Format, encode
 from arrowlog.errors import ArrowlogError, InvalidInput
 from arrowlog.http.body import read_body
 from arrowlog.http.deps import LogDep, SettingsDep
-from arrowlog.http.errors import NotAcceptable, describe_errors
+from arrowlog.http.errors import NotAcceptable, UnsupportedMediaType, describe_errors
 from arrowlog.http.models import ErrorResponse, QueryRequest
 
 __all__ = ["MEDIA_TYPES", "negotiate", "router"]
@@ -57,7 +57,7 @@ router = APIRouter(tags=["query"])
     openapi_extra={
         "requestBody": {
             "required": True,
-            "description": "Read as JSON whatever the Content-Type.",
+            "description": "JSON (`Content-Type: application/json`).",
             "content": {"application/json": {"schema": QueryRequest.model_json_schema()}},
         }
     },
@@ -92,6 +92,7 @@ router = APIRouter(tags=["query"])
             "description": "The query names a stream that does not exist.",
         },
         406: {"model": ErrorResponse, "description": "`Accept` allows none of the four formats."},
+        415: {"model": ErrorResponse, "description": "A Content-Type other than JSON."},
     },
 )
 async def query(request: Request, log: LogDep, settings: SettingsDep) -> StreamingResponse:
@@ -104,6 +105,7 @@ async def query(request: Request, log: LogDep, settings: SettingsDep) -> Streami
 
     ```
     curl http://127.0.0.1:8080/v1/query -H 'Accept: text/csv' \\
+      -H 'Content-Type: application/json' \\
       -d '{"sql": "SELECT level, count(*) AS n FROM http_logs GROUP BY level"}'
     ```
     """
@@ -118,13 +120,28 @@ async def query(request: Request, log: LogDep, settings: SettingsDep) -> Streami
 
 
 async def _query_request(request: Request, limit: int) -> QueryRequest:
-    # Read as JSON whatever the Content-Type says: `curl -d '{"sql": ...}'` sends
-    # application/x-www-form-urlencoded, and refusing it would help nobody.
+    # Only a JSON Content-Type: a browser page of another site may send text/plain or a
+    # form without asking first (no CORS preflight), never application/json.
+    json_media_type(request.headers.get("content-type"))
     body = await read_body(request, limit)
     try:
         return QueryRequest.model_validate_json(bytes(body))
     except ValidationError as e:
         raise InvalidInput(f"invalid query request: {describe_errors(e.errors())}") from e
+
+
+def json_media_type(content_type: str | None) -> None:
+    """Refuse (UnsupportedMediaType) a Content-Type other than JSON (``application/*+json`` too)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    got = f"Content-Type {media!r}" if media else "no Content-Type"
+    raise UnsupportedMediaType(
+        f"the query must be sent as application/json, not {got} "
+        "(curl: -H 'Content-Type: application/json')"
+    )
 
 
 def _rest(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:

@@ -398,12 +398,25 @@ def test_bad_queries(http: httpx.Client, stream_name: str) -> None:
     assert count(http, stream_name) == 3
 
 
-def test_query_body_is_json_whatever_the_content_type(http: httpx.Client) -> None:
-    # curl -d '{"sql": ...}' says application/x-www-form-urlencoded.
+def test_query_body_must_be_sent_as_json(http: httpx.Client) -> None:
+    # curl -d '{"sql": ...}' says application/x-www-form-urlencoded, which a page of any
+    # site may send without a CORS preflight: refused, with the header to send instead.
     r = http.post(
         "/v1/query",
         content=b'{"sql": "SELECT 41 + 1 AS answer"}',
         headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert_error(
+        r,
+        415,
+        "UnsupportedMediaType",
+        "the query must be sent as application/json, not Content-Type "
+        "'application/x-www-form-urlencoded' (curl: -H 'Content-Type: application/json')",
+    )
+    r = http.post(
+        "/v1/query",
+        content=b'{"sql": "SELECT 41 + 1 AS answer"}',
+        headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 200, r.text
     assert r.json()["rows"] == [[42]]

@@ -80,7 +80,8 @@ def app_client(
             routes.append(("GET", path.rstrip("/") + "/auth_probe"))
         elif isinstance(route, WebSocketRoute):
             routes.append(("WEBSOCKET", path))
-    with TestClient(app) as client:
+    # Host 127.0.0.1, not TestClient's "testserver": the app answers only its own names.
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client, routes
     log.close()
 

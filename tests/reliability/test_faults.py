@@ -312,7 +312,8 @@ def test_http_refuses_writes_with_500_and_keeps_serving_reads(tmp_path: Path) ->
     app = create_app(log, log.settings)
     body = b'{"ts": "2026-11-20T12:00:00Z", "k": 1}\n'
     headers = {"Content-Type": "application/x-ndjson"}
-    with TestClient(app) as http:
+    # Host 127.0.0.1, not TestClient's "testserver": the app answers only its own names.
+    with TestClient(app, base_url="http://127.0.0.1") as http:
         assert http.post("/v1/streams/s/records", content=body, headers=headers).status_code == 200
         fault.set(ENOSPC)
         r = http.post("/v1/streams/s/records", content=body, headers=headers)

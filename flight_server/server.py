@@ -77,6 +77,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from arrowlog import __version__
+from arrowlog.arrow_input import DECODE_ERRORS, checked, checked_schema
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
 from arrowlog.log import Log
 from arrowlog.query import QueryResult
@@ -1050,16 +1051,31 @@ def _unsupported_here(command: Message, rpc: str) -> Exception:
 
 
 def _batches(reader: flight.MetadataRecordBatchReader) -> Iterator[pa.RecordBatch]:
-    """The uploaded batches; a malformed upload is the client's error, not ours."""
+    """The uploaded batches; a malformed upload is the client's error, not ours.
+
+    The reader decodes only what the client sent, so whatever it fails with is the
+    upload's fault (a corrupt IPC message is an ``IOError`` status: "Invalid flatbuffers
+    message", a failed LZ4 block); only the call's own end (cancelled, unavailable: a
+    ``FlightError``) passes through as it is. The reader does not check values (an offset
+    past its buffer), so each batch is validated before anything reads them.
+    """
+    try:
+        checked_schema(reader.schema, "the upload's schema")
+    except flight.FlightError:
+        raise
+    except DECODE_ERRORS as e:
+        raise InvalidInput(f"could not read the uploaded Arrow stream: {e}") from e
     while True:
         try:
             chunk = reader.read_chunk()
         except StopIteration:
             return
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        except flight.FlightError:
+            raise
+        except DECODE_ERRORS as e:
             raise InvalidInput(f"could not read the uploaded Arrow stream: {e}") from e
         if chunk.data is not None:
-            yield chunk.data
+            yield checked(chunk.data, "an uploaded batch")
 
 
 def _params(reader: flight.MetadataRecordBatchReader) -> pa.RecordBatch | None:

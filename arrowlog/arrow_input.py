@@ -37,7 +37,44 @@ def checked(data: Data, what: str) -> Data:
         data.validate(full=True)
     except DECODE_ERRORS as e:
         raise InvalidInput(f"{what} is not valid Arrow data: {e}") from None
+    for name, column in zip(data.schema.names, data.columns, strict=True):
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        if any(_short_offsets(chunk) for chunk in chunks):
+            raise InvalidInput(
+                f"{what}: column {name!r} holds an empty array without offsets (a list or "
+                "string array of length 0 needs one offset, 0)"
+            )
     return data
+
+
+# Offsets per type with offsets (an array of length n needs n + 1 of them).
+_OFFSET_BYTES = {pa.types.is_string: 4, pa.types.is_binary: 4, pa.types.is_list: 4,
+                 pa.types.is_map: 4, pa.types.is_large_string: 8,
+                 pa.types.is_large_binary: 8, pa.types.is_large_list: 8}  # fmt: skip
+
+
+def _short_offsets(array: pa.Array) -> bool:
+    """Whether ``array`` or a child has fewer offsets than its length needs.
+
+    Full validation lets an array of length 0 have an empty offsets buffer (some writers
+    send one), but ``Array.nbytes`` (pyarrow 26's ``ReferencedBufferSize``) still reads
+    its first offset: out of bounds, a crash when that memory is not mapped.
+    """
+    t = array.type
+    if isinstance(t, pa.ExtensionType):
+        array, t = array.storage, t.storage_type
+    width = next((n for is_type, n in _OFFSET_BYTES.items() if is_type(t)), 0)
+    if width:
+        offsets = array.buffers()[1]
+        if offsets is None or offsets.size < (array.offset + len(array) + 1) * width:
+            return True
+    if pa.types.is_dictionary(t):
+        return _short_offsets(array.dictionary)
+    if pa.types.is_struct(t):
+        return any(_short_offsets(array.field(i)) for i in range(t.num_fields))
+    if hasattr(array, "values") and not pa.types.is_dictionary(t):
+        return _short_offsets(array.values)
+    return False
 
 
 def checked_schema(schema: pa.Schema, what: str) -> pa.Schema:

@@ -21,6 +21,11 @@ What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
     does);
   - both take ``"partition": P`` for a stream of several partitions (cluster mode), whose
     offsets count per partition;
+  - each is checked against its schema (``ReadTicket``, ``TailTicket``): ``from_offset``
+    0 to 2**63-1 (less what the read adds to it), ``limit`` 1 to ``MAX_READ_LIMIT``,
+    ``partition`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
+    same as leaving an optional field out, unknown or repeated keys refused; anything
+    else is INVALID_ARGUMENT naming the field and what it takes;
 * anything else is SQL text, UTF-8: ``client.do_get(flight.Ticket(b"SELECT ..."))``.
 
 Plain Flight verbs
@@ -36,7 +41,8 @@ Plain Flight verbs
   its ticket replays the stream).
 * actions: ``flush`` and ``compact`` (body: a stream name, or empty for all),
   ``describe`` (body: a stream name; result: JSON of ``StreamInfo.to_dict()``),
-  ``list_streams`` (result: a JSON list of those).
+  ``list_streams`` (no body; result: a JSON list of those). A stream name may also be
+  sent as JSON ``{"stream": NAME}`` (``StreamBody``), checked like a ticket.
 
 Flight SQL
 ----------

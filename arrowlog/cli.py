@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 import arrowlog
 from arrowlog._formats import encode, ndjson_lines
+from arrowlog.arrow_input import checked
 from arrowlog.config import Settings, settings_help, settings_markdown
 from arrowlog.demo import DEMO_QUERIES, DEMO_STREAM, generate_web_logs
 from arrowlog.errors import ArrowlogError, InvalidInput
@@ -387,7 +388,8 @@ def _read_parquet(path: Path, batch_rows: int, size: int) -> Iterator[tuple[pa.T
     done = 0
     for batch in pf.iter_batches(batch_size=batch_rows):
         done += batch.num_rows
-        yield pa.Table.from_batches([batch]), size * done // total
+        # A corrupt file can decode to arrays that break whatever reads them next.
+        yield checked(pa.Table.from_batches([batch]), str(path)), size * done // total
 
 
 def _rebatch(

@@ -507,8 +507,9 @@ def _leaf_target(path: str, t: pa.DataType, *, top: bool = False) -> pa.DataType
     if pa.types.is_timestamp(t):
         return TIME_TYPE_NS if top and t.unit == "ns" else TIME_TYPE
     # Delta's decimal is at most 38 digits, which decimal128 always fits, with a scale of
-    # 0 or more: a negative scale (123E+2) becomes scale 0 with as many more digits.
-    if pa.types.is_decimal(t) and t.precision - min(t.scale, 0) <= 38:
+    # 0 or more: a negative scale (123E+2) becomes scale 0 with as many more digits. A
+    # scale above the precision (which Arrow IPC carries) has no Delta type.
+    if pa.types.is_decimal(t) and t.precision - min(t.scale, 0) <= 38 and t.scale <= t.precision:
         return pa.decimal128(t.precision - min(t.scale, 0), max(t.scale, 0))
     raise InvalidInput(
         f"column {path!r} has type {t}, which arrowlog cannot store; "

@@ -26,12 +26,20 @@ RESOURCE_EXHAUSTED. Any other exception becomes an Arrow status by its Python ty
 ``NotImplementedError`` → UNIMPLEMENTED, the rest UNKNOWN (``MemoryError`` included, so
 RESOURCE_EXHAUSTED cannot be sent: overload is answered UNAVAILABLE, which clients retry).
 On the wire the status message is the exception's message, unchanged, followed by
-``". Detail: "`` and pyarrow's detail: the code name for a ``FlightError``, a short Python
-traceback otherwise. We raise a fresh exception ``from None`` so that traceback holds only
-this module's frame, never the engine's chain. pyarrow clients see ``ArrowInvalid`` /
-``ArrowKeyError`` / ``FlightUnauthorizedError`` ...; ``arrowlog.Client`` strips the detail
-and turns them back into arrowlog's classes (``extra_info`` names the class for the
-``FlightError`` codes).
+``". Detail: "`` and the status detail's text: for a ``FlightError`` the code's name
+(``Unauthorized``) and ``extra_info`` in its own field; for any other exception
+``"Python exception: "`` and what ``traceback.format_exception(type, value, tb)`` gives,
+which is the handler's whole traceback with the server's file paths (Arrow C++
+``PythonErrorDetail::ToString``, which looks the function up on every call). The three
+classes raised for those codes (:class:`InvalidArgument`, :class:`NotFound`,
+:class:`Unimplemented`) are each a :class:`CleanDetail`: this module wraps
+``traceback.format_exception`` so that for a ``CleanDetail``, and nothing else, it gives
+only the name of arrowlog's class (``... Detail: Python exception: StreamNotFound``).
+Clients get the message and that name; the traceback, when there is one worth having (an
+unexpected error), goes to the server log only, at ERROR. pyarrow clients see
+``ArrowInvalid`` / ``ArrowKeyError`` / ``FlightUnauthorizedError`` ...; ``arrowlog.Client``
+strips the detail and turns them back into arrowlog's classes (``extra_info`` names the
+class for the ``FlightError`` codes).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,6 +65,7 @@ from arrowlog.errors import (
 
 __all__ = [
     "GENERIC_INTERNAL_MESSAGE",
+    "CleanDetail",
     "InvalidArgument",
     "NotFound",
     "Unimplemented",
@@ -68,11 +78,23 @@ logger = logging.getLogger(__name__)
 GENERIC_INTERNAL_MESSAGE = "internal server error (the server log has the details)"
 
 
-class InvalidArgument(ValueError):
+class CleanDetail(Exception):
+    """An error sent to clients with its message and arrowlog's class name, no traceback.
+
+    ``arrowlog_error`` is the name sent as the status detail (see the module docstring).
+    """
+
+    arrowlog_error = ""
+
+    def clean_detail(self) -> str:
+        return self.arrowlog_error or type(self).__name__
+
+
+class InvalidArgument(CleanDetail, ValueError):
     """Sent as INVALID_ARGUMENT (pyarrow maps ``ValueError`` to Arrow's Invalid status)."""
 
 
-class NotFound(KeyError):
+class NotFound(CleanDetail, KeyError):
     """Sent as NOT_FOUND (pyarrow maps ``KeyError`` to Arrow's KeyError status).
 
     ``str()`` is the message itself: a plain ``KeyError`` would quote it.
@@ -82,8 +104,28 @@ class NotFound(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class Unimplemented(NotImplementedError):
+class Unimplemented(CleanDetail, NotImplementedError):
     """Sent as UNIMPLEMENTED: ADBC falls back (e.g. to ad-hoc queries) on this code only."""
+
+
+_format_exception = traceback.format_exception
+
+
+def _format_exception_cleanly(*args: Any, **kwargs: Any) -> list[str]:
+    """``traceback.format_exception``, but a :class:`CleanDetail` is only its class's name.
+
+    Arrow C++ calls this (positionally: type, value, traceback) to render the status detail
+    of an exception raised by a Flight handler; it must return a list and never fail.
+    """
+    value = args[1] if len(args) > 1 else kwargs.get("value", args[0] if args else None)
+    if isinstance(value, CleanDetail):
+        return [value.clean_detail()]
+    return _format_exception(*args, **kwargs)
+
+
+if not getattr(traceback.format_exception, "_arrowlog_clean", False):
+    _format_exception_cleanly._arrowlog_clean = True  # type: ignore[attr-defined]
+    traceback.format_exception = _format_exception_cleanly
 
 
 def _flight(cls: type[flight.FlightError]) -> Callable[[str, str], Exception]:
@@ -91,8 +133,13 @@ def _flight(cls: type[flight.FlightError]) -> Callable[[str, str], Exception]:
     return lambda message, name: cls(message, name.encode())
 
 
-def _plain(cls: type[Exception]) -> Callable[[str, str], Exception]:
-    return lambda message, _name: cls(message)
+def _plain(cls: type[CleanDetail]) -> Callable[[str, str], Exception]:
+    def make(message: str, name: str) -> Exception:
+        error = cls(message)
+        error.arrowlog_error = name
+        return error
+
+    return make
 
 
 # to_flight_error walks the exception's MRO: the most specific entry wins.
@@ -129,8 +176,8 @@ def map_errors(fn: F) -> F:
     """Decorate an RPC handler (plain or generator function) with the one error mapping.
 
     Whatever escapes ``fn`` is logged and raised again as :func:`to_flight_error` says,
-    ``from None``: pyarrow formats the traceback into the status message, so it should
-    hold this wrapper's frame only, not the engine's chain (that goes to the server log).
+    ``from None`` (the engine's chain goes to the server log, never to the client, and the
+    exception raised is one pyarrow sends without a traceback).
     For a generator function the mapping also covers the iteration, so an error in the
     middle of a streamed result reaches the client with its proper code.
 

@@ -21,6 +21,11 @@ What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
     does);
   - both take ``"partition": P`` for a stream of several partitions (cluster mode), whose
     offsets count per partition;
+  - each is checked against its schema (``ReadTicket``, ``TailTicket``): ``from_offset``
+    0 to 2**63-1 (less what the read adds to it), ``limit`` 1 to ``MAX_READ_LIMIT``,
+    ``partition`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
+    same as leaving an optional field out, unknown or repeated keys refused; anything
+    else is INVALID_ARGUMENT naming the field and what it takes;
 * anything else is SQL text, UTF-8: ``client.do_get(flight.Ticket(b"SELECT ..."))``.
 
 Plain Flight verbs
@@ -36,7 +41,8 @@ Plain Flight verbs
   its ticket replays the stream).
 * actions: ``flush`` and ``compact`` (body: a stream name, or empty for all),
   ``describe`` (body: a stream name; result: JSON of ``StreamInfo.to_dict()``),
-  ``list_streams`` (result: a JSON list of those).
+  ``list_streams`` (no body; result: a JSON list of those). A stream name may also be
+  sent as JSON ``{"stream": NAME}`` (``StreamBody``), checked like a ticket.
 
 Flight SQL
 ----------
@@ -69,7 +75,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -77,6 +83,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from arrowlog import __version__
+from arrowlog.arrow_input import DECODE_ERRORS, checked, checked_schema
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
 from arrowlog.log import Log
 from arrowlog.query import QueryResult
@@ -734,21 +741,206 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         return [flight.Result(sp.encode_prepared_statement_result(handle, schema))]
 
     def _flush(self, body: bytes) -> list[Any]:
-        stream = _stream_from_body(body, required=False)
+        stream = _stream_from_body(body, required=False, action="flush")
         self._log.flush(stream)
         return [_json_result({"flushed": stream if stream is not None else "all"})]
 
     def _compact(self, body: bytes) -> list[Any]:
-        stream = _stream_from_body(body, required=False)
+        stream = _stream_from_body(body, required=False, action="compact")
         results = self._log.compact(stream)
         return [_json_result([dataclasses.asdict(r) for r in results])]
 
     def _describe(self, body: bytes) -> list[Any]:
-        stream = _stream_from_body(body, required=True)
+        stream = _stream_from_body(body, required=True, action="describe")
         return [_json_result(self._log.describe(stream).to_dict())]
 
     def _list_streams(self, body: bytes) -> list[Any]:
+        _no_body(body, "list_streams")
         return [_json_result([info.to_dict() for info in self._log.streams()])]
+
+
+# ---------------------------------------------------------------------------------------
+# Request schemas: what a JSON ticket or action body may hold.
+#
+# Each kind of request is a frozen dataclass whose fields declare what they take (the
+# ``spec`` in their metadata); ``_parse`` checks a decoded JSON object against it: no
+# unknown or duplicate keys, the required fields present, each value of its JSON type and
+# in its range (``true`` is not an integer, ``1.0`` is not an integer, ``null`` is the same
+# as leaving an optional field out), then the kind's own rules across fields. Anything
+# else is refused with INVALID_ARGUMENT naming the field, what it takes and what came.
+
+MAX_OFFSET = 2**63 - 1  # offsets are int64
+MAX_READ_LIMIT = 10_000_000  # a read with a limit is answered as one table, held in memory
+MAX_PARTITION = 2**31 - 1
+# Log.tail reads up to this many offsets past the next one, as from_offset + rows: an int64.
+TAIL_READ_AHEAD = 64 * 1024
+MAX_JSON_REQUEST_BYTES = 64 * 1024
+_JSON_TYPES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Integer:
+    """A JSON integer from ``low`` to ``high`` (booleans and floats are not integers)."""
+
+    low: int
+    high: int
+
+    @property
+    def expected(self) -> str:
+        return f"an integer from {self.low} to {self.high}"
+
+    def problem(self, value: object) -> str | None:
+        ok = type(value) is int and self.low <= value <= self.high  # type: ignore[operator]
+        return None if ok else f" must be {self.expected}, got {_describe(value)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _StreamName:
+    """A JSON string naming a stream (``validate_stream_name`` says which names are valid)."""
+
+    expected = "a stream name (a string)"
+
+    def problem(self, value: object) -> str | None:
+        if not isinstance(value, str):
+            return f" must be {self.expected}, got {_describe(value)}"
+        try:
+            validate_stream_name(value)
+        except InvalidInput as e:
+            return f": {e}"
+        return None
+
+
+def _spec(spec: _Integer | _StreamName, **kwargs: Any) -> Any:
+    return dataclasses.field(metadata={"spec": spec}, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadTicket:
+    """``{"read": STREAM, "from_offset": N, "limit": M, "partition": P}``: replay records."""
+
+    read: str = _spec(_StreamName())
+    from_offset: int = _spec(_Integer(0, MAX_OFFSET), default=0)
+    limit: int | None = _spec(_Integer(1, MAX_READ_LIMIT), default=None)
+    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
+
+    def check(self) -> None:
+        if self.limit is not None and self.from_offset + self.limit > MAX_OFFSET:
+            raise InvalidInput(
+                f"read ticket: from_offset + limit must be at most {MAX_OFFSET} (offsets are "
+                f"int64), got {self.from_offset} + {self.limit}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TailTicket:
+    """``{"tail": STREAM, "from_offset": N, "partition": P}``: follow a stream live."""
+
+    tail: str = _spec(_StreamName())
+    from_offset: int = _spec(_Integer(0, MAX_OFFSET - TAIL_READ_AHEAD), default=0)
+    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
+
+    def check(self) -> None:
+        pass
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamBody:
+    """The JSON body of ``flush``, ``compact`` and ``describe``: ``{"stream": NAME}``."""
+
+    stream: str | None = _spec(_StreamName(), default=None)
+
+    def check(self) -> None:
+        pass
+
+
+@dataclasses.dataclass(frozen=True)
+class EmptyBody:
+    """The body of ``list_streams``: nothing (empty, or ``{}``)."""
+
+    def check(self) -> None:
+        pass
+
+
+_Request = TypeVar("_Request", ReadTicket, TailTicket, StreamBody, EmptyBody)
+
+
+def _parse(kind: type[_Request], obj: object, what: str) -> _Request:
+    """``obj`` (decoded JSON) as a ``kind``, or InvalidInput naming what is wrong."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    takes = ", ".join(f'"{name}"' for name in fields) or "no fields"
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"{what} must be a JSON object, got {_describe(obj)}")
+    unknown = [key for key in obj if key not in fields]
+    if unknown:
+        raise InvalidInput(f"{what}: unknown field {unknown[0]!r}; it takes {takes}")
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        spec = field.metadata["spec"]
+        value = obj.get(name)
+        if value is None:
+            if field.default is dataclasses.MISSING:
+                raise InvalidInput(f"{what}: field {name!r} is required: {spec.expected}")
+            continue
+        problem = spec.problem(value)
+        if problem is not None:
+            raise InvalidInput(f"{what}: field {name!r}{problem}")
+        values[name] = value
+    request = kind(**values)
+    request.check()
+    return request
+
+
+def _describe(value: object) -> str:
+    """A JSON value for an error message: short, with its JSON type."""
+    if value is None:
+        return "null"
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = "..."
+    if len(text) > 60:
+        text = text[:57] + "..."
+    kind = (
+        "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else None
+    )
+    return f"{text} ({kind or _JSON_TYPES.get(type(value), type(value).__name__)})"
+
+
+def _load_json(data: bytes, what: str) -> object:
+    """Decode a JSON request: UTF-8, no duplicate keys, no NaN/Infinity, bounded size."""
+    if len(data) > MAX_JSON_REQUEST_BYTES:
+        raise InvalidInput(
+            f"the {what} is {len(data)} bytes, over the limit of {MAX_JSON_REQUEST_BYTES}"
+        )
+    try:
+        return json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constant,
+        )
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the {what} is not UTF-8") from None
+    except RecursionError:
+        raise InvalidInput(f"the {what} is nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, the above, an integer of too many digits
+        raise InvalidInput(f"malformed JSON in the {what}: {e}") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"the key {key!r} appears twice")
+    return obj
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 # ---------------------------------------------------------------------------------------
@@ -786,25 +978,22 @@ def _is_any(data: bytes) -> bool:
 
 
 def _json_ticket(data: bytes) -> dict[str, Any]:
-    try:
-        ticket = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"malformed JSON ticket: {e}") from None
-    if not isinstance(ticket, dict) or ("tail" in ticket) == ("read" in ticket):
+    """A JSON ticket, checked against its schema (``ReadTicket`` or ``TailTicket``).
+
+    Returned as a dict of the fields given (``from_offset`` defaulted to 0): what
+    ``do_get`` and ``_plan_command`` take, and what encodes the ticket again.
+    """
+    obj = _load_json(data, "JSON ticket")
+    if not isinstance(obj, dict) or ("tail" in obj) == ("read" in obj):
         raise InvalidInput(
             'a JSON ticket needs exactly one of "tail" or "read": '
             '{"tail": STREAM, "from_offset": N} or {"read": STREAM, "from_offset": N, "limit": M}'
         )
-    offset = ticket.setdefault("from_offset", 0)
-    limit = ticket.get("limit")
-    for name, value in (("from_offset", offset), ("limit", limit)):
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 0
-        ):
-            raise InvalidInput(f"{name} must be a non-negative integer, got {value!r}")
-    if "tail" in ticket and limit is not None:
-        raise InvalidInput('a "tail" ticket takes no "limit": it runs until cancelled')
-    return ticket
+    if "tail" in obj:
+        ticket: ReadTicket | TailTicket = _parse(TailTicket, obj, "tail ticket")
+    else:
+        ticket = _parse(ReadTicket, obj, "read ticket")
+    return {k: v for k, v in dataclasses.asdict(ticket).items() if v is not None}
 
 
 def _path_stream(descriptor: flight.FlightDescriptor) -> str:
@@ -849,11 +1038,8 @@ def _conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def _partition(command: dict[str, Any]) -> int | None:
-    """The ``partition`` of a read or tail ticket (streams of several partitions need one)."""
-    value = command.get("partition")
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise InvalidInput(f"ticket field 'partition' must be an integer >= 0, got {value!r}")
-    return value
+    """The ``partition`` of a read or tail ticket (``_json_ticket`` checked it)."""
+    return command.get("partition")
 
 
 def _refuse_transaction(message: Message) -> None:
@@ -871,16 +1057,31 @@ def _unsupported_here(command: Message, rpc: str) -> Exception:
 
 
 def _batches(reader: flight.MetadataRecordBatchReader) -> Iterator[pa.RecordBatch]:
-    """The uploaded batches; a malformed upload is the client's error, not ours."""
+    """The uploaded batches; a malformed upload is the client's error, not ours.
+
+    The reader decodes only what the client sent, so whatever it fails with is the
+    upload's fault (a corrupt IPC message is an ``IOError`` status: "Invalid flatbuffers
+    message", a failed LZ4 block); only the call's own end (cancelled, unavailable: a
+    ``FlightError``) passes through as it is. The reader does not check values (an offset
+    past its buffer), so each batch is validated before anything reads them.
+    """
+    try:
+        checked_schema(reader.schema, "the upload's schema")
+    except flight.FlightError:
+        raise
+    except DECODE_ERRORS as e:
+        raise InvalidInput(f"could not read the uploaded Arrow stream: {e}") from e
     while True:
         try:
             chunk = reader.read_chunk()
         except StopIteration:
             return
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+        except flight.FlightError:
+            raise
+        except DECODE_ERRORS as e:
             raise InvalidInput(f"could not read the uploaded Arrow stream: {e}") from e
         if chunk.data is not None:
-            yield chunk.data
+            yield checked(chunk.data, "an uploaded batch")
 
 
 def _params(reader: flight.MetadataRecordBatchReader) -> pa.RecordBatch | None:
@@ -918,19 +1119,36 @@ def _close_session(body: bytes) -> list[Any]:
     return [flight.Result(closed.SerializeToString())]
 
 
-def _stream_from_body(body: bytes, *, required: bool) -> str | None:
-    """An action body: empty, a bare stream name, or JSON ``{"stream": name}``."""
-    text = body.decode("utf-8", "replace").strip()
+def _stream_from_body(body: bytes, *, required: bool, action: str) -> str | None:
+    """An action body: empty, a bare stream name, or JSON ``{"stream": NAME}``."""
+    what = f"{action} action body"
+    try:
+        text = body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f'the {what} is not UTF-8: send a stream name or {{"stream": NAME}}'
+        ) from None
     if text.startswith("{"):
-        try:
-            text = json.loads(text).get("stream") or ""
-        except (json.JSONDecodeError, AttributeError):
-            raise InvalidInput('an action body must be a stream name or {"stream": NAME}') from None
-    if not text:
-        if required:
-            raise InvalidInput("this action needs a stream name as its body")
-        return None
-    return text
+        stream = _parse(StreamBody, _load_json(body, what), what).stream
+    elif text:
+        stream = _parse(StreamBody, {"stream": text}, what).stream
+    else:
+        stream = None
+    if stream is None and required:
+        raise InvalidInput(
+            f'the {action} action needs a stream name as its body, or {{"stream": NAME}}'
+        )
+    return stream
+
+
+def _no_body(body: bytes, action: str) -> None:
+    """An action that takes no body: empty, blank, or ``{}``."""
+    what = f"{action} action body"
+    text = body.strip()
+    if text.startswith(b"{"):
+        _parse(EmptyBody, _load_json(body, what), what)
+    elif text:
+        raise InvalidInput(f"the {action} action takes no body, got {len(body)} bytes")
 
 
 def _json_result(value: object) -> flight.Result:

@@ -26,6 +26,7 @@ from typing import Literal
 import pyarrow as pa
 from fastapi import Request
 
+from arrowlog.arrow_input import read_ipc_stream
 from arrowlog.errors import BatchTooLarge, InvalidInput
 from arrowlog.http.errors import UnsupportedMediaType
 from arrowlog.json_records import MAX_JSON_DEPTH, check_json_depth, parse_json_array, parse_ndjson
@@ -122,10 +123,7 @@ def decode_body(
     if gzipped:
         body = _gunzip(body, limit)
     if kind == "arrow":
-        try:
-            return pa.ipc.open_stream(pa.py_buffer(body)).read_all()
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InvalidInput(f"the body is not a valid Arrow IPC stream: {e}") from e
+        return read_ipc_stream(body)
     if kind == "json" and bytes(body[:64]).lstrip()[:1] == b"[":
         return parse_json_array(body)
     return parse_ndjson(body)

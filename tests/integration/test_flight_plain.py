@@ -319,7 +319,7 @@ BAD_REQUESTS: list[tuple[str, Callable[[flight.FlightClient], object], type, str
         lambda c: c.do_get(flight.Ticket(b'{"tail": "x", "from_offset": -1}')).read_all(),
         pa.ArrowInvalid,
         "INVALID_ARGUMENT",
-        "from_offset must be a non-negative integer",
+        "tail ticket: field 'from_offset' must be an integer from 0 to",
     ),
     (
         "bad stream name",

@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1290,9 +1290,12 @@ class Tail:
             if self._behind(cluster):
                 try:
                     work = self._log._tail_workers.submit(self._read, transform)
-                except RuntimeError:  # the log closed: no more work is taken
+                except RuntimeError:  # the log closed: its workers take no more work
                     return None
-                got = work.result()
+                try:
+                    got = work.result()
+                except CancelledError:  # the log closed before the read ran
+                    return None
                 if got is not None:
                     table, result = got
                     self.offset = table.column(OFFSET)[-1].as_py() + 1

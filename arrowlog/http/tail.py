@@ -285,7 +285,9 @@ class _TailResponse(StreamingResponse):
 def _transport(receive: Receive) -> asyncio.Transport | None:
     """The connection's transport: uvicorn's ``receive`` is a method of its request cycle."""
     transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    return transport if isinstance(transport, asyncio.Transport) else None
+    # uvloop's transports are not asyncio.Transport subclasses: check what is used.
+    needed = ("write", "close", "abort", "is_closing", "get_extra_info")
+    return transport if all(hasattr(transport, name) for name in needed) else None  # type: ignore[return-value]
 
 
 def _set_user_timeout(transport: asyncio.Transport, seconds: float) -> None:
@@ -379,8 +381,9 @@ async def _events(
                         yield b": keepalive\n\n"
                     feed.ready.clear()  # then look at the queue again: no wake-up is lost
                 continue
-            event, progress.next_offset = item
+            event, after = item
             yield event
+            progress.next_offset = after  # resumed: the send completed, the client has it
         reason = str(feed.error) if feed.error else "the server is shutting down"
         yield _event("end", _json({"reason": reason, "next_offset": progress.next_offset}))
     finally:

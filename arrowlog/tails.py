@@ -121,7 +121,9 @@ class TailRegistry:
         self._per_client: Counter[str] = Counter()
         self._ends: dict[str, int] = {}  # stream -> the offset after its last acked record
         self._dirty: set[str] = set()
-        self._waiters: dict[str, set[threading.Event]] = {}
+        # Replaced, never changed in place: the waker takes them without copying, so the
+        # lock that publish() takes is never held for O(tails).
+        self._waiters: dict[str, frozenset[threading.Event]] = {}
         self._kick = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -188,7 +190,7 @@ class TailRegistry:
     def subscribe(self, stream: str, waiter: threading.Event) -> None:
         """Set ``waiter`` after every acknowledged append of ``stream`` until unsubscribed."""
         with self._lock:
-            self._waiters.setdefault(stream, set()).add(waiter)
+            self._waiters[stream] = self._waiters.get(stream, frozenset()) | {waiter}
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(
                     target=self._run, name="arrowlog-tail-waker", daemon=True
@@ -197,11 +199,11 @@ class TailRegistry:
 
     def unsubscribe(self, stream: str, waiter: threading.Event) -> None:
         with self._lock:
-            waiters = self._waiters.get(stream)
-            if waiters is not None:
-                waiters.discard(waiter)
-                if not waiters:
-                    del self._waiters[stream]
+            waiters = self._waiters.get(stream, frozenset()) - {waiter}
+            if waiters:
+                self._waiters[stream] = waiters
+            else:
+                self._waiters.pop(stream, None)
 
     def close(self) -> None:
         """Wake every tail (they see the log closed) and stop the waker."""
@@ -216,10 +218,11 @@ class TailRegistry:
             self._kick.clear()  # before reading _dirty: a publish after this kicks again
             with self._lock:
                 dirty, self._dirty = self._dirty, set()
-                waiters = [w for s in dirty for w in self._waiters.get(s, ())]
+                groups = [self._waiters.get(s, frozenset()) for s in dirty]
                 closed = self._closed
-            for waiter in waiters:
-                waiter.set()
+            for waiters in groups:
+                for waiter in waiters:
+                    waiter.set()
             if closed:
                 return
 

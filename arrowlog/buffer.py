@@ -7,6 +7,8 @@ a record that a crash could still take back, and a flush never writes one.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -58,6 +60,25 @@ class StreamBuffer:
             out.append(b)
         return out
 
+    def durable_from(self, offset: int, synced_seq: int, rows: int) -> list[BufferedBatch] | None:
+        """Durable batches from the one holding ``offset`` on, enough for ``rows`` records.
+
+        None when ``offset`` is before the buffer (those records are in segments); an
+        empty list when nothing durable is at or after it. O(log n) to find the start.
+        """
+        if not self._batches or offset < self._batches[0].first_offset:
+            return None
+        i = max(bisect.bisect_right(self._batches, offset, key=_first_offset) - 1, 0)
+        out: list[BufferedBatch] = []
+        wanted = rows + (offset - self._batches[i].first_offset)
+        for b in itertools.islice(self._batches, i, None):
+            if b.seq > synced_seq or wanted <= 0:
+                break
+            if b.last_offset >= offset:
+                out.append(b)
+            wanted -= b.table.num_rows
+        return out
+
     def drop_through(self, last_offset: int) -> None:
         """Forget every batch up to and including ``last_offset`` (now in a segment)."""
         keep = 0
@@ -95,3 +116,7 @@ class StreamBuffer:
 
     def __len__(self) -> int:
         return len(self._batches)
+
+
+def _first_offset(batch: BufferedBatch) -> int:
+    return batch.first_offset

@@ -260,6 +260,32 @@ class Settings:
         30.0,
         "On SIGTERM/SIGINT, seconds `arrowlog serve` waits for in-flight requests to finish.",
     )
+    # tails: live follows of a stream (HTTP Server-Sent Events and Flight), see docs/reliability.md
+    max_tails: int = _setting(
+        256,
+        "Tails (HTTP and Flight together) open at once; more are refused (HTTP 503, "
+        "Flight UNAVAILABLE) until one ends.",
+    )
+    max_tails_per_client: int = _setting(
+        16,
+        "Tails one client address may hold open (HTTP and Flight together); more are "
+        "refused (HTTP 429, Flight UNAVAILABLE).",
+    )
+    tail_buffer_bytes: int = _setting(
+        256 * 1024,
+        "Bytes of events an HTTP tail encodes ahead of its client (and about the most one "
+        "Flight tail message holds): the memory a slow reader can cost.",
+    )
+    tail_heartbeat: float = _setting(
+        5.0,
+        "Seconds between `: keepalive` comments on an idle HTTP tail (the `heartbeat` "
+        "parameter overrides it), so a client that is gone is noticed.",
+    )
+    tail_send_timeout: float = _setting(
+        15.0,
+        "Seconds an HTTP tail's client may take nothing while events wait for it; then it "
+        "is cut off (an `error` event, the connection closed) and its slot freed.",
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -24,7 +24,9 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,14 +81,24 @@ from arrowlog.schema import (
 )
 from arrowlog.segments import SegmentFile, prepare_segment, write_segment_files
 from arrowlog.storage import Storage
+from arrowlog.tails import (
+    CHUNK_ROWS,
+    BacklogChunks,
+    TailRegistry,
+    TailSlot,
+    TooManyTails,
+    check_offset,
+)
 from arrowlog.wal import WriteAheadLog, encode_batch
 
-__all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo"]
+__all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo", "Tail"]
 
 logger = logging.getLogger(__name__)
 
 # Segment files a flush or compaction encodes at once (Parquet encoding frees the GIL).
 _WRITE_THREADS = min(os.cpu_count() or 1, 4)
+# Threads doing the reading (and encoding) of every tail (see ``Tail.next``).
+_TAIL_WORKERS = min(os.cpu_count() or 1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +233,19 @@ class Log:
             memory_limit=settings.query_memory_limit,
         )
         self.metrics.watch(self._gauges)
-        self._appended = threading.Condition()  # notified after every acknowledged append
+        # Every tail's slot and wake-ups: an acknowledged append publishes to it, O(1).
+        self.tails = TailRegistry(
+            max_tails=settings.max_tails,
+            max_per_client=settings.max_tails_per_client,
+            on_change=self.metrics.tail_changed,
+        )
+        self._backlog = BacklogChunks()
+        # Every tail's reads (and an HTTP tail's JSON encoding) run on these few threads,
+        # not on the tail's own: hundreds of tails then cost appends no more CPU (and GIL)
+        # than two busy threads, and Arrow's allocator keeps two thread heaps, not hundreds.
+        self._tail_workers = ThreadPoolExecutor(
+            max_workers=_TAIL_WORKERS, thread_name_prefix="arrowlog-tail-worker"
+        )
         self._drained = threading.Condition()  # notified after every flush (backpressure)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -367,8 +391,7 @@ class Log:
             break
         self._wal.sync(seq)
         self.metrics.ingested(name, coerced.num_rows, encoded.ipc.size)
-        with self._appended:
-            self._appended.notify_all()
+        self.tails.publish(name, first + coerced.num_rows)
         if due:
             self._wake.set()
         return AppendResult(name, coerced.num_rows, first, first + coerced.num_rows - 1)
@@ -422,8 +445,7 @@ class Log:
             break
         result = self.cluster.append(s.name, coerced, partition)
         self.metrics.ingested(s.name, coerced.num_rows, coerced.nbytes)
-        with self._appended:
-            self._appended.notify_all()
+        self.tails.publish(s.name, -1)  # cluster tails re-read the watermark when woken
         return result
 
     def _take_partition(self, stream: str, partition: int) -> int:
@@ -966,21 +988,109 @@ class Log:
 
         Runs until ``stop`` is set or the log closes; each yielded table holds consecutive
         offsets. ``poll`` bounds how long a wait lasts before ``stop`` is checked again.
+        Built on ``open_tail``, which servers use directly.
 
         Example: ``for table in log.tail("http_logs", from_offset=1000): ...``
         """
-        offset = from_offset
-        while not self._closed and not (stop is not None and stop.is_set()):
-            chunk = self.read(stream, offset, batch_rows, partition=partition)
-            if chunk.num_rows:
-                offset = chunk.column(OFFSET)[-1].as_py() + 1
-                yield chunk
-                continue
-            with self._appended:
-                # Re-check under the condition: an ack between read() and wait() would
-                # otherwise be noticed only after `poll` seconds.
-                if self._last_durable_offset(stream, partition) < offset:
-                    self._appended.wait(poll)
+        tail = self.open_tail(stream, from_offset, batch_rows=batch_rows, partition=partition)
+        try:
+            while not (stop is not None and stop.is_set()):
+                table = tail.next(poll)
+                if table is not None:
+                    yield table
+                elif tail.ended:
+                    return
+        finally:
+            tail.close()
+
+    def open_tail(
+        self,
+        stream: str,
+        from_offset: int = 0,
+        *,
+        partition: int | None = None,
+        batch_rows: int = 64 * 1024,
+        max_bytes: int | None = None,
+        client: str | None = None,
+        protocol: str = "embedded",
+    ) -> Tail:
+        """Start following ``stream`` from ``from_offset``; every check happens here, first.
+
+        Args:
+            stream, from_offset, partition: what to follow (``partition``: cluster mode).
+            batch_rows: the most records one ``Tail.next`` returns.
+            max_bytes: about the most bytes one ``Tail.next`` returns (at least one record).
+            client: the client's address: the tail then takes a slot of ``max_tails`` and
+                ``max_tails_per_client`` (servers pass it; embedded tails are not counted).
+            protocol: the gauge's label for a counted tail (``http``, ``flight``).
+
+        Raises:
+            InvalidInput: from_offset out of range (0..2**53-1), a partition the stream
+                does not have (or none for a stream of several).
+            StreamNotFound: no such stream.
+            TooManyTails: over ``max_tails`` or ``max_tails_per_client``.
+            Unavailable: the log is closed.
+
+        Example: ``with log.open_tail("http_logs", 0) as t: table = t.next(timeout=1.0)``
+        """
+        self._check_open()
+        check_offset("from_offset", from_offset)
+        s = self._get(stream)
+        s.catalog.check_partition(partition, required=True)
+        slot = None
+        if client is not None:
+            try:
+                slot = self.tails.acquire(client, protocol)
+            except TooManyTails as e:
+                self.metrics.tails_refused.labels("client" if e.per_client else "all").inc()
+                raise
+        try:
+            return Tail(self, s, from_offset, partition, batch_rows, max_bytes, slot)
+        except BaseException:
+            if slot is not None:
+                slot.release()
+            raise
+
+    def _tail_read(
+        self, s: _Stream, offset: int, rows: int, max_bytes: int | None, partition: int | None
+    ) -> pa.Table:
+        """At most ``rows`` records (about ``max_bytes``) from ``offset`` on, as ``read`` would.
+
+        Records still in the buffer (where a caught-up tail's are) are sliced from it in
+        O(log n): no dataset, no scan of the whole buffer. Older ones come from chunks
+        shared by every tail (``BacklogChunks``). Either way the result is copied when it
+        is a small part of a large buffer, so a slow tail pins no more than it holds.
+        """
+        if self.cluster is None:
+            with self._lock:
+                pieces = s.buffer.durable_from(offset, self._wal.synced_seq, rows)
+                schema = stored_schema(s.schema, s.catalog.partitions)
+            if pieces is not None:
+                tables, n, size = [], 0, 0
+                for b in pieces:
+                    start = max(offset - b.first_offset, 0)
+                    table = conform(b.table.slice(start, rows - n), schema)
+                    tables.append(table)
+                    n += table.num_rows
+                    size += table.nbytes
+                    if n >= rows or (max_bytes is not None and size >= max_bytes):
+                        break
+                if not tables:
+                    return schema.empty_table()
+                return _compact(_at_most_bytes(pa.concat_tables(tables), max_bytes))
+        start = offset - offset % CHUNK_ROWS
+        chunk = self._backlog.get(
+            (s.name, partition, start),
+            lambda: self.read(s.name, start, CHUNK_ROWS, partition=partition),
+        )
+        offsets = chunk.column(OFFSET).to_numpy()
+        i = int(offsets.searchsorted(offset))
+        if i == len(offsets):  # a partial chunk (the end, or a gap retention left)
+            table = self.read(s.name, offset, rows, partition=partition)
+        else:
+            table = chunk.slice(i, rows)
+        schema = stored_schema(s.schema, s.catalog.partitions)
+        return conform(_compact(_at_most_bytes(table, max_bytes)), schema)
 
     def next_offset(self, stream: str, partition: int | None = None) -> int:
         """The offset the next acknowledged record of ``stream`` (``partition``) will get."""
@@ -1105,8 +1215,8 @@ class Log:
         finally:
             with self._lock:
                 self._closed = True
-            with self._appended:
-                self._appended.notify_all()  # wake tails so they see the log closed
+            self.tails.close()  # wake tails so they see the log closed
+            self._tail_workers.shutdown(wait=False, cancel_futures=True)
             self._wal.close()
             os.close(self._lock_fd)
             logger.info("closed %s", self.path)
@@ -1119,6 +1229,136 @@ class Log:
 
     def __repr__(self) -> str:
         return f"<arrowlog.Log {str(self.path)!r} streams={len(self._streams)}>"
+
+
+class Tail:
+    """One follower of a stream, from ``Log.open_tail``: ``next`` returns its new records.
+
+    Thread-safe for one reader plus ``close`` from any thread. A waiting ``next`` sleeps on
+    an Event of its own that the log's waker sets after an append of the stream (see
+    ``arrowlog/tails.py``), so a waiting tail costs nothing and an append never waits for
+    it. ``close`` (idempotent; also a context manager) wakes a waiting ``next`` at once,
+    and gives back the tail's slot; a Tail dropped without ``close`` gives it back when it
+    is garbage-collected.
+    """
+
+    def __init__(
+        self,
+        log: Log,
+        stream: _Stream,
+        from_offset: int,
+        partition: int | None,
+        batch_rows: int,
+        max_bytes: int | None,
+        slot: TailSlot | None,
+    ) -> None:
+        self.stream = stream.name
+        self.offset = from_offset  # the next offset to return
+        self.partition = partition
+        self.slot = slot
+        self._log = log
+        self._s = stream
+        self._rows = batch_rows
+        self._max_bytes = max_bytes
+        self._closed = False
+        self._wake = threading.Event()
+        self._known_end = log._last_durable_offset(stream.name, partition) + 1
+        log.tails.subscribe(stream.name, self._wake)
+        self._finalizer = weakref.finalize(
+            self, _end_tail, log.tails, stream.name, self._wake, slot
+        )
+
+    @property
+    def ended(self) -> bool:
+        """True once closed, or once the log closed: ``next`` returns None from then on."""
+        return self._closed or self._log.closed
+
+    def next(
+        self, timeout: float, transform: Callable[[pa.Table], Any] | None = None
+    ) -> Any | None:
+        """Records from ``offset`` on (consecutive offsets), or None.
+
+        None when nothing was acknowledged within ``timeout`` seconds, or the tail ended
+        (``ended``). The wait happens on the caller's thread; the read, and
+        ``transform(table)`` if given (whose result is returned instead of the table),
+        on the log's few tail workers. Raises what ``Log.read`` raises (StorageError).
+        """
+        deadline = time.monotonic() + timeout
+        cluster = self._log.cluster is not None
+        while not self.ended:
+            self._wake.clear()  # before looking: an append after the look sets it again
+            if self._behind(cluster):
+                try:
+                    work = self._log._tail_workers.submit(self._read, transform)
+                except RuntimeError:  # the log closed: its workers take no more work
+                    return None
+                try:
+                    got = work.result()
+                except CancelledError:  # the log closed before the read ran
+                    return None
+                if got is not None:
+                    table, result = got
+                    self.offset = table.column(OFFSET)[-1].as_py() + 1
+                    return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            # Cluster mode: other nodes' commits arrive with refreshes, which wake nobody.
+            self._wake.wait(min(remaining, 1.0) if cluster else remaining)
+        return None
+
+    def _read(self, transform: Callable[[pa.Table], Any] | None) -> tuple[pa.Table, Any] | None:
+        if self.ended:
+            return None
+        table = self._log._tail_read(
+            self._s, self.offset, self._rows, self._max_bytes, self.partition
+        )
+        if not table.num_rows:
+            return None
+        return table, (table if transform is None else transform(table))
+
+    def _behind(self, cluster: bool) -> bool:
+        if cluster:
+            self._known_end = self._log._last_durable_offset(self.stream, self.partition) + 1
+        else:
+            acked = self._log.tails.acked_end(self.stream)
+            if acked is not None and acked > self._known_end:
+                self._known_end = acked
+        return self.offset < self._known_end
+
+    def close(self) -> None:
+        """End the tail: a waiting ``next`` returns None now; the slot is given back."""
+        self._closed = True
+        self._wake.set()
+        self._finalizer()
+
+    def __enter__(self) -> Tail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _end_tail(
+    registry: TailRegistry, stream: str, wake: threading.Event, slot: TailSlot | None
+) -> None:
+    registry.unsubscribe(stream, wake)
+    if slot is not None:
+        slot.release()
+
+
+def _compact(table: pa.Table) -> pa.Table:
+    """``table``, copied if it is a small slice of larger buffers (which it would pin)."""
+    if table.get_total_buffer_size() <= 2 * table.nbytes + (64 << 10):
+        return table
+    return table.take(pa.array(range(table.num_rows), pa.int64()))
+
+
+def _at_most_bytes(table: pa.Table, max_bytes: int | None) -> pa.Table:
+    """The first rows of ``table`` that hold about ``max_bytes`` (at least one row)."""
+    if max_bytes is None or table.num_rows <= 1 or table.nbytes <= max_bytes:
+        return table
+    return table.slice(0, max(table.num_rows * max_bytes // table.nbytes, 1))
 
 
 def _widened(old: pa.Schema, new: pa.Schema) -> list[str]:

@@ -23,6 +23,8 @@ Metric names (``arrowlog_`` prefix; counters get ``_total`` in the exposition)::
     http_requests{method,route,status}                      counter
     http_request_duration_seconds{method,route}             histogram
     http_tails                                              gauge (open SSE tails)
+    tails{protocol}                                         gauge (tails holding a slot)
+    tails_refused{limit}, tails_cut_off                     counters
     segments{stream}, segment_bytes{stream},                gauges, read at scrape time
     buffered_rows{stream}, buffered_bytes{stream},
     next_offset{stream}, streams, wal_files
@@ -178,6 +180,25 @@ class Metrics:
             "Tails open over HTTP (Server-Sent Events): one thread each.",
             registry=r,
         )
+        self.tails = Gauge(
+            "arrowlog_tails",
+            "Tails holding a slot of max_tails, by protocol (http, flight).",
+            ["protocol"],
+            registry=r,
+        )
+        for protocol in ("http", "flight"):
+            self.tails.labels(protocol)  # exported as 0 before the first tail
+        self.tails_refused = Counter(
+            "arrowlog_tails_refused",
+            "Tails refused: over max_tails (limit=all) or max_tails_per_client (limit=client).",
+            ["limit"],
+            registry=r,
+        )
+        self.tails_cut_off = Counter(
+            "arrowlog_tails_cut_off",
+            "HTTP tails cut off: their client took nothing for tail_send_timeout seconds.",
+            registry=r,
+        )
         # process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
         ProcessCollector(registry=r)
 
@@ -187,6 +208,10 @@ class Metrics:
         """An append of ``records`` records was acknowledged."""
         self.ingested_records.labels(stream).inc(records)
         self.ingested_bytes.labels(stream).inc(nbytes)
+
+    def tail_changed(self, protocol: str, delta: int) -> None:
+        """A counted tail opened (+1) or ended (-1)."""
+        self.tails.labels(protocol).inc(delta)
 
     def backpressure(self) -> None:
         """An append had to wait for flushes to make buffer room."""

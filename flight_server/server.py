@@ -73,6 +73,7 @@ import logging
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -85,9 +86,10 @@ from google.protobuf.message import DecodeError, Message
 from arrowlog import __version__
 from arrowlog.arrow_input import DECODE_ERRORS, checked, checked_schema
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
-from arrowlog.log import Log
+from arrowlog.log import Log, Tail
 from arrowlog.query import QueryResult
 from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.tails import client_address
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
 from flight_server.errors import Unimplemented, map_errors
@@ -473,29 +475,44 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         from_offset: int,
         partition: int | None = None,
     ) -> flight.FlightDataStream:
+        """Open the tail before answering: a bad offset or partition, an unknown stream and
+        the tail limits are the call's error (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE)."""
         schema = self._log.schema(stream)
-        return flight.GeneratorStream(
-            schema, self._tail_batches(context, stream, from_offset, schema, partition)
+        tail = self._log.open_tail(
+            stream,
+            from_offset,
+            partition=partition,
+            batch_rows=self._batch_rows,
+            # gRPC holds one message per call at a time: this bounds a slow reader's cost.
+            max_bytes=self._log.settings.tail_buffer_bytes,
+            client=client_address(_peer_host(context.peer())),
+            protocol="flight",
         )
+        return flight.GeneratorStream(schema, self._tail_batches(context, tail, schema))
 
     @map_errors
     def _tail_batches(
-        self,
-        context: flight.ServerCallContext,
-        stream: str,
-        from_offset: int,
-        schema: pa.Schema,
-        partition: int | None = None,
+        self, context: flight.ServerCallContext, tail: Tail, schema: pa.Schema
     ) -> Iterator[pa.RecordBatch]:
+        # Ends when the call is cancelled (checked every _TAIL_POLL seconds while idle; a
+        # write to a gone client fails and closes this generator), the server stops or
+        # the log closes. The tail's slot is given back at once either way.
         stop = _CallStop(context, self._stopping)
-        logger.debug("tail of %r from offset %d started", stream, from_offset)
-        tail = self._log.tail(stream, from_offset, poll=_TAIL_POLL, stop=stop, partition=partition)
-        for table in tail:
-            if not table.schema.equals(schema):
-                logger.info("tail of %r ends: the stream's schema evolved", stream)
-                return
-            yield from table.to_batches()
-        logger.debug("tail of %r ended (cancelled or server stopping)", stream)
+        logger.debug("tail of %r from offset %d started", tail.stream, tail.offset)
+        try:
+            while not stop.is_set():
+                table = tail.next(_TAIL_POLL)
+                if table is None:
+                    if tail.ended:
+                        break
+                    continue
+                if not table.schema.equals(schema):
+                    logger.info("tail of %r ends: the stream's schema evolved", tail.stream)
+                    return
+                yield from table.to_batches()
+            logger.debug("tail of %r ended (cancelled or server stopping)", tail.stream)
+        finally:
+            tail.close()
 
     def _check_stopping(self) -> None:
         if self._stopping.is_set():
@@ -1035,6 +1052,14 @@ def _conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
         raise InvalidInput(
             f"a parameter row's result does not fit the result schema {schema}: {e}"
         ) from None
+
+
+def _peer_host(peer: str) -> str:
+    """The address of a gRPC peer (``ipv4:10.0.0.5:50012``, ``ipv6:[::1]:50012``)."""
+    kind, _, rest = urllib.parse.unquote(peer).partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return rest.rpartition(":")[0].strip("[]")
+    return peer or "unknown"
 
 
 def _partition(command: dict[str, Any]) -> int | None:

@@ -1,9 +1,10 @@
-"""``GET /v1/streams/{stream}/tail``: ``Log.tail`` as Server-Sent Events.
+"""``GET /v1/streams/{stream}/tail``: ``Log.open_tail`` as Server-Sent Events.
 
-One subscription is one ``Log.tail`` generator, run in a thread of its own (it blocks
-while it waits for appends) and never on the event loop. The thread encodes each table
-it gets into one SSE event and hands it over through a small bounded queue, so a slow
-client slows its own tail down instead of piling events up in memory. The events::
+One subscription is one ``Log.Tail``, read by a thread of its own (it blocks while it
+waits for appends, and encoding JSON is CPU work) and never on the event loop. The
+thread encodes what it gets into SSE events and hands them over through a queue of at
+most ``tail_buffer_bytes``, so a slow client slows its own tail down instead of piling
+events up in memory. The events::
 
     retry: 3000                                  reconnect delay hint for EventSource
 
@@ -14,48 +15,65 @@ client slows its own tail down instead of piling events up in memory. The events
     event: records                               id = the batch's last offset, so
     data: {"first_offset": 1002, "last_offset": 1004, "records": [{...}, ...]}
                                                  (a reconnect resumes at id + 1)
-    : heartbeat                                  a comment every `heartbeat` seconds
+    : keepalive                                  a comment every `heartbeat` seconds
+
+    event: error                                 the tail was cut off: its client took
+    data: {"reason": "...", "next_offset": 1005}  nothing for tail_send_timeout seconds
 
     event: end                                   the server stops (or the log closed)
     data: {"reason": "...", "next_offset": 1005}
 
+Every parameter is checked, and the tail's slot taken (``max_tails``,
+``max_tails_per_client``: 503 and 429 when over), before the answer starts: a bad one is a
+400 naming it, never a 200 with an error inside.
+
 A tail ends when the client disconnects (Starlette cancels the response, whose
-``finally`` sets the thread's stop event; the thread notices within ``_POLL`` seconds),
-when the server shuts down (``TailHub.close``), or when the log closes. The number of
-tail threads alive is the ``arrowlog_http_tails`` gauge.
+``finally`` closes the tail; its thread wakes at once), when a send fails or its client
+takes nothing for ``tail_send_timeout`` seconds (``_TailResponse``), when the server shuts
+down (``TailHub.close``), or when the log closes. Heartbeats keep data moving on an idle
+tail, and the connection's ``TCP_USER_TIMEOUT`` drops a peer that stops acknowledging it,
+so a client that vanished without closing is noticed too. The number of tail threads
+alive is the ``arrowlog_http_tails`` gauge; ``arrowlog_tails{protocol="http"}`` counts
+the slots.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import json
 import logging
-import queue
+import socket
 import threading
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from arrowlog._formats import ndjson_lines
+from arrowlog.config import Settings
 from arrowlog.errors import ArrowlogError, InvalidInput, Unavailable
 from arrowlog.http.deps import LogDep
 from arrowlog.http.models import ErrorResponse
-from arrowlog.log import Log
+from arrowlog.log import Log, Tail
 from arrowlog.metrics import Metrics
 from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.tails import MAX_OFFSET, TooManyTails, check_offset, client_address
 
 __all__ = ["TailHub", "router"]
 
 logger = logging.getLogger(__name__)
 
 EVENT_ROWS = 1000  # records per `records` event at most: a backlog arrives in slices
-_POLL = 0.5  # seconds a tail thread waits before it checks its stop event again
-_PENDING_EVENTS = 4  # events queued per subscriber before its tail thread waits
+_WAIT = 30.0  # seconds a tail thread waits for records per call (close() wakes it at once)
 _RETRY_MS = 3000
+_PARAMETERS = ("from_offset", "heartbeat", "partition")
+_CLOSE_GRACE = 5.0  # seconds a cut-off client gets to take its last bytes before the reset
 
 router = APIRouter(tags=["streams"])
 
@@ -78,20 +96,18 @@ class TailHub:
         """True once ``close`` ran: new tails are refused."""
         return self._closed
 
-    def open(self, log: Log, stream: str, from_offset: int, partition: int | None = None) -> _Feed:
-        """Start a tail thread for ``stream`` (``partition``) from ``from_offset``.
+    def start(self, feed: _Feed) -> None:
+        """Start ``feed``'s thread.
 
         Raises:
             Unavailable: the server is shutting down.
         """
-        feed = _Feed(self, log, stream, from_offset, asyncio.get_running_loop(), partition)
         with self._lock:
             if self._closed:
                 raise Unavailable("the server is shutting down")
             self._feeds.add(feed)
         self._metrics.http_tails.inc()
         feed.start()
-        return feed
 
     def _ended(self, feed: _Feed) -> None:
         with self._lock:
@@ -107,81 +123,181 @@ class TailHub:
             feed.close()
 
 
+class _Outbox:
+    """Encoded events from a tail thread to the event loop: at most ``limit`` bytes.
+
+    One event is always let in, however large (a single huge record must still go out).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._events: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._bytes = 0
+        self._closed = False
+        self._room = threading.Condition()
+
+    def put(self, event: bytes, next_offset: int) -> bool:
+        """Queue ``event``, waiting while the queue is full; False once closed."""
+        with self._room:
+            while self._events and self._bytes + len(event) > self.limit and not self._closed:
+                self._room.wait()
+            if self._closed:
+                return False
+            self._events.append((event, next_offset))
+            self._bytes += len(event)
+            return True
+
+    def get(self) -> tuple[bytes, int] | None:
+        with self._room:
+            if not self._events:
+                return None
+            event = self._events.popleft()
+            self._bytes -= len(event[0])
+            self._room.notify()
+            return event
+
+    def close(self) -> None:
+        with self._room:
+            self._closed = True
+            self._room.notify_all()
+
+
 class _Feed:
-    """One subscriber: a thread running ``Log.tail`` and the events it has encoded."""
+    """One subscriber: a thread reading its ``Tail`` and the events it has encoded."""
 
     def __init__(
         self,
         hub: TailHub,
-        log: Log,
-        stream: str,
-        from_offset: int,
+        tail: Tail,
         loop: asyncio.AbstractEventLoop,
-        partition: int | None = None,
+        buffer_bytes: int,
     ) -> None:
-        self.stop = threading.Event()
-        self.partition = partition
+        self.tail = tail
+        self.from_offset = tail.offset
         self.finished = False  # set by the thread after it queued its last event
-        self.from_offset = from_offset
         self.error: ArrowlogError | None = None
         self.ready = asyncio.Event()  # set (from the thread) when there is something new
-        # (encoded event, the offset after its last record)
-        self.events: queue.Queue[tuple[bytes, int]] = queue.Queue(maxsize=_PENDING_EVENTS)
+        # Half the budget for encoded events, half for the records read ahead of them.
+        self.outbox = _Outbox(max(buffer_bytes // 2, 1))
         self._hub = hub
-        self._log = log
-        self._stream = stream
         self._loop = loop
+        self._closed = False
         self._thread = threading.Thread(
-            target=self._run, name=f"arrowlog-http-tail-{stream}", daemon=True
+            target=self._run, name=f"arrowlog-http-tail-{tail.stream}", daemon=True
         )
 
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def stopped(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
-        """Ask the thread to stop; it ends within ``_POLL`` seconds (never joined here)."""
-        self.stop.set()
+        """Stop the thread now: its wait and its queue wake at once (never joined here)."""
+        self._closed = True
+        self.outbox.close()
+        self.tail.close()
         self._wake()
 
     def _run(self) -> None:
         try:
-            for table in self._log.tail(
-                self._stream,
-                self.from_offset,
-                batch_rows=EVENT_ROWS,
-                poll=_POLL,
-                stop=self.stop,
-                partition=self.partition,
-            ):
-                next_offset = table.column(OFFSET)[-1].as_py() + 1
-                if not self._put((_records_event(table), next_offset)):
-                    return
+            while not self._closed:
+                events = self.tail.next(_WAIT, self._encode)
+                if events is None:
+                    if self.tail.ended:
+                        return
+                    continue
+                for event, next_offset in events:
+                    if not self.outbox.put(event, next_offset):
+                        return
+                    self._wake()
         except ArrowlogError as e:  # the log closed under the tail, the stream went away
             self.error = e
         except Exception as e:
-            logger.exception("the HTTP tail of %r failed", self._stream)
+            logger.exception("the HTTP tail of %r failed", self.tail.stream)
             self.error = ArrowlogError(f"the tail failed: {e}")
         finally:
+            self.tail.close()  # gives the slot back
             self.finished = True
             self._hub._ended(self)
             self._wake()
 
-    def _put(self, event: tuple[bytes, int]) -> bool:
-        """Queue ``event``, waiting while the client is behind; False once stopped."""
-        while not self.stop.is_set():
-            try:
-                self.events.put(event, timeout=_POLL)
-            except queue.Full:
-                continue
-            self._wake()
-            return True
-        return False
+    def _encode(self, table: pa.Table) -> list[tuple[bytes, int]]:
+        return _records_events(table, self.outbox.limit)  # on the log's tail workers
 
     def _wake(self) -> None:
         try:
             self._loop.call_soon_threadsafe(self.ready.set)
         except RuntimeError:  # the event loop is closed: nobody is listening any more
-            self.stop.set()
+            self._closed = True
+
+
+class _TailResponse(StreamingResponse):
+    """A streamed answer whose sends time out: a client that takes nothing is cut off.
+
+    uvicorn's ``send`` waits while the connection's write buffer is full, forever if the
+    client never reads. Each send here waits at most ``send_timeout`` seconds; then the
+    body ends with an ``error`` event (best effort: written past the full buffer), the
+    connection is closed, and reset ``_CLOSE_GRACE`` seconds later if it has not gone.
+    """
+
+    def __init__(self, content: Any, *, send_timeout: float, cut_off: Any, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._send_timeout = send_timeout
+        self._cut_off = cut_off  # () -> the error event's bytes, once the body is closed
+        self._transport: asyncio.Transport | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._transport = _transport(receive)
+        if self._transport is not None:
+            _set_user_timeout(self._transport, self._send_timeout)
+        await super().__call__(scope, receive, send)
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        async for chunk in self.body_iterator:
+            message = {"type": "http.response.body", "body": chunk, "more_body": True}
+            try:
+                await asyncio.wait_for(send(message), self._send_timeout)
+            except TimeoutError:
+                await self._cut(send)
+                return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _cut(self, send: Send) -> None:
+        await self.body_iterator.aclose()  # type: ignore[attr-defined]  # ends the tail now
+        error = self._cut_off()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # uvicorn closes a connection whose answer did not complete
+        # Chunked framing, as uvicorn would have written it.
+        transport.write(b"%x\r\n%s\r\n" % (len(error), error))
+        transport.close()  # sends what is buffered, then closes
+        asyncio.get_running_loop().call_later(_CLOSE_GRACE, transport.abort)
+        # Wait for the disconnect: Starlette's listener then ends this response (uvicorn
+        # would log an unfinished answer if it ended first).
+        await asyncio.sleep(_CLOSE_GRACE + 1.0)
+
+
+def _transport(receive: Receive) -> asyncio.Transport | None:
+    """The connection's transport: uvicorn's ``receive`` is a method of its request cycle."""
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    # uvloop's transports are not asyncio.Transport subclasses: check what is used.
+    needed = ("write", "close", "abort", "is_closing", "get_extra_info")
+    return transport if all(hasattr(transport, name) for name in needed) else None  # type: ignore[return-value]
+
+
+def _set_user_timeout(transport: asyncio.Transport, seconds: float) -> None:
+    """Drop the connection once sent data stays unacknowledged ``seconds`` (a gone peer)."""
+    sock = transport.get_extra_info("socket")
+    option = getattr(socket, "TCP_USER_TIMEOUT", None)
+    if sock is None or option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):  # not TCP after all: heartbeats alone must do
+        sock.setsockopt(socket.IPPROTO_TCP, option, int(seconds * 1000))
 
 
 def _event(name: str, data: bytes, event_id: int | None = None) -> bytes:
@@ -193,6 +309,19 @@ def _event(name: str, data: bytes, event_id: int | None = None) -> bytes:
 
 def _json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _records_events(table: pa.Table, limit: int) -> list[tuple[bytes, int]]:
+    """``table`` as ``records`` events of at most EVENT_ROWS records and about ``limit``
+    bytes (JSON runs ~2x Arrow's size): (event, the offset after its last record)."""
+    rows = EVENT_ROWS
+    if table.nbytes * 2 > limit and table.num_rows:
+        rows = min(rows, max(limit * table.num_rows // (table.nbytes * 2), 1))
+    out = []
+    for start in range(0, table.num_rows, rows):
+        piece = table.slice(start, rows)
+        out.append((_records_event(piece), piece.column(OFFSET)[-1].as_py() + 1))
+    return out
 
 
 def _records_event(table: pa.Table) -> bytes:
@@ -207,47 +336,56 @@ def _records_event(table: pa.Table) -> bytes:
     return _event("records", head + records + b"}", last)
 
 
+class _Progress:
+    """Where an answer stands: the offset after the last record sent."""
+
+    def __init__(self, next_offset: int) -> None:
+        self.next_offset = next_offset
+
+
 async def _events(
+    request: Request,
     hub: TailHub,
-    log: Log,
-    stream: str,
-    from_offset: int,
+    feed: _Feed,
     heartbeat: float,
-    partition: int | None = None,
+    progress: _Progress,
 ) -> AsyncIterator[bytes]:
     # The thread starts with the first iteration, not with the route: a response that is
-    # cancelled before its body starts (the client already gone) never runs a `finally`.
+    # cancelled before its body starts (the client already gone) never runs a `finally`
+    # (the Tail, dropped, then gives its slot back when it is collected).
     try:
-        feed = hub.open(log, stream, from_offset, partition)
+        hub.start(feed)
     except Unavailable as e:
-        yield _event("end", _json({"reason": str(e), "next_offset": from_offset}))
+        feed.close()
+        yield _event("end", _json({"reason": str(e), "next_offset": feed.from_offset}))
         return
     try:
         yield f"retry: {_RETRY_MS}\n\n".encode() + _event(
-            "subscribed", _json({"stream": stream, "from_offset": from_offset})
+            "subscribed", _json({"stream": feed.tail.stream, "from_offset": feed.from_offset})
         )
-        next_offset = from_offset  # after the last record sent: what a reconnect asks for
         ending = False
         while True:
-            try:
-                event, after = feed.events.get_nowait()
-            except queue.Empty:
+            item = feed.outbox.get()
+            if item is None:
                 if ending:
                     break
                 # The thread queues its last event before it sets `finished`: once it is
                 # seen, one more pass over the queue sends everything.
-                ending = feed.finished or feed.stop.is_set()
+                ending = feed.finished or feed.stopped
                 if not ending:
                     try:
                         await asyncio.wait_for(feed.ready.wait(), heartbeat)
                     except TimeoutError:
-                        yield b": heartbeat\n\n"
+                        if await request.is_disconnected():
+                            return
+                        yield b": keepalive\n\n"
                     feed.ready.clear()  # then look at the queue again: no wake-up is lost
                 continue
+            event, after = item
             yield event
-            next_offset = after
+            progress.next_offset = after  # resumed: the send completed, the client has it
         reason = str(feed.error) if feed.error else "the server is shutting down"
-        yield _event("end", _json({"reason": reason, "next_offset": next_offset}))
+        yield _event("end", _json({"reason": reason, "next_offset": progress.next_offset}))
     finally:
         # Runs when the client disconnects too: Starlette cancels the response's task.
         feed.close()
@@ -261,7 +399,7 @@ _SSE_EXAMPLE = (
     '"_ingested_at":"2026-11-23T10:00:00.120000+00:00"},{"ts":"2026-11-23T10:00:01+00:00",'
     '"level":"ERROR","msg":"POST /pay","_offset":1003,'
     '"_ingested_at":"2026-11-23T10:00:01.004000+00:00"}]}\n\n'
-    ": heartbeat\n\n"
+    ": keepalive\n\n"
 )
 
 
@@ -272,8 +410,9 @@ _SSE_EXAMPLE = (
     responses={
         200: {
             "description": "An endless `text/event-stream`: a `subscribed` event, then a "
-            "`records` event per batch of new records, heartbeat comments while idle, and "
-            "an `end` event if the server stops.",
+            "`records` event per batch of new records, `: keepalive` comments while idle, "
+            "an `error` event if the client took nothing for `tail_send_timeout` seconds, "
+            "and an `end` event if the server stops.",
             "content": {
                 "text/event-stream": {"schema": {"type": "string"}, "example": _SSE_EXAMPLE}
             },
@@ -281,7 +420,14 @@ _SSE_EXAMPLE = (
         400: {"model": ErrorResponse, "description": "Bad stream name or parameters."},
         401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
         404: {"model": ErrorResponse, "description": "No such stream."},
-        503: {"model": ErrorResponse, "description": "The server is shutting down."},
+        429: {
+            "model": ErrorResponse,
+            "description": "This client has `max_tails_per_client` tails open already.",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "`max_tails` tails are open already, or the server is shutting down.",
+        },
     },
 )
 async def tail(
@@ -292,18 +438,25 @@ async def tail(
         int | None,
         Query(
             ge=0,
+            le=MAX_OFFSET,
             description="The first offset to send. Default: the stream's next offset (only "
             "records acknowledged after subscribing), or `Last-Event-ID` + 1 on a reconnect.",
         ),
     ] = None,
     heartbeat: Annotated[
-        float,
-        Query(ge=0.5, le=300, description="Seconds between heartbeat comments while idle."),
-    ] = 15.0,
+        float | None,
+        Query(
+            ge=0.5,
+            le=300,
+            description="Seconds between `: keepalive` comments while idle "
+            "(default: the `tail_heartbeat` setting, 5).",
+        ),
+    ] = None,
     partition: Annotated[
         int | None,
         Query(
             ge=0,
+            le=1023,
             description="For a stream of several partitions (cluster mode), the partition "
             "to follow: offsets count per partition.",
         ),
@@ -312,7 +465,7 @@ async def tail(
         str | None,
         Header(description="Sent by SSE clients when they reconnect: the last `id` seen."),
     ] = None,
-) -> StreamingResponse:
+) -> Response:
     """Send the stream's records as they are acknowledged, until the client disconnects.
 
     Each `records` event carries a batch of consecutive offsets as JSON objects (system
@@ -320,33 +473,98 @@ async def tail(
     batch's last offset. A client that reconnects with `Last-Event-ID` (or
     `from_offset` = last id + 1) misses nothing and sees nothing twice.
 
+    A client may hold `max_tails_per_client` tails (429 beyond), the server `max_tails`
+    (503 beyond). A client that takes nothing for `tail_send_timeout` seconds is cut off
+    with an `error` event.
+
     ```
     curl -N http://127.0.0.1:8080/v1/streams/http_logs/tail?from_offset=0
     ```
     """
+    settings: Settings = request.app.state.settings
+    _check_parameters(request)
     validate_stream_name(stream)
-    info = await run_in_threadpool(log.describe, stream)  # 404 before the answer starts
     if from_offset is None and last_event_id is not None:
         try:
-            from_offset = int(last_event_id) + 1
+            last = int(last_event_id)
         except ValueError:
             raise InvalidInput(f"Last-Event-ID must be an offset, not {last_event_id!r}") from None
+        from_offset = check_offset("Last-Event-ID + 1", last + 1)
+    hub: TailHub = request.app.state.tails
+    if hub.closed:
+        raise Unavailable("the server is shutting down")
+    client = client_address(request.client.host if request.client is not None else "unknown")
+    try:
+        # In a thread: the first look at a stream may read its catalog.
+        opened = await run_in_threadpool(
+            _open, log, stream, from_offset, partition, client, settings.tail_buffer_bytes
+        )
+    except TooManyTails as e:
+        status = 429 if e.per_client else 503
+        return JSONResponse(
+            {"error": "TooManyTails", "message": str(e)},
+            status_code=status,
+            headers={"Retry-After": "5"},
+        )
+    feed = _Feed(hub, opened, asyncio.get_running_loop(), settings.tail_buffer_bytes)
+    progress = _Progress(opened.offset)
+
+    def cut_off() -> bytes:
+        log.metrics.tails_cut_off.inc()
+        reason = (
+            f"the client took nothing for {settings.tail_send_timeout:g} s "
+            "(tail_send_timeout): cut off; resume from next_offset"
+        )
+        logger.info("HTTP tail of %r from %s cut off: %s", stream, client, reason)
+        return _event("error", _json({"reason": reason, "next_offset": progress.next_offset}))
+
+    return _TailResponse(
+        _events(request, hub, feed, heartbeat or settings.tail_heartbeat, progress),
+        send_timeout=settings.tail_send_timeout,
+        cut_off=cut_off,
+        media_type="text/event-stream",
+        # no-transform and X-Accel-Buffering: proxies must pass events through as they come.
+        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+    )
+
+
+def _check_parameters(request: Request) -> None:
+    """Refuse query parameters the tail does not take (``limit``: a tail has no end)."""
+    for name in request.query_params:
+        if name not in _PARAMETERS:
+            raise InvalidInput(
+                f"unknown query parameter {name!r}: a tail takes "
+                + ", ".join(_PARAMETERS)
+                + (
+                    " (it has no limit: it runs until the client disconnects)"
+                    if name == "limit"
+                    else ""
+                )
+            )
+
+
+def _open(
+    log: Log,
+    stream: str,
+    from_offset: int | None,
+    partition: int | None,
+    client: str,
+    buffer_bytes: int,
+) -> Tail:
+    info = log.describe(stream)  # 404 before the answer starts
     if info.partitions > 1 and partition is None:
         raise InvalidInput(
             f"stream {stream!r} has {info.partitions} partitions, each with its own offsets: "
             "pass ?partition="
         )
     if from_offset is None:
-        if info.partitions > 1:
-            from_offset = log.next_offset(stream, partition)
-        else:
-            from_offset = 0 if info.last_offset is None else info.last_offset + 1
-    hub: TailHub = request.app.state.tails
-    if hub.closed:
-        raise Unavailable("the server is shutting down")
-    return StreamingResponse(
-        _events(hub, log, stream, from_offset, heartbeat, partition),
-        media_type="text/event-stream",
-        # no-transform and X-Accel-Buffering: proxies must pass events through as they come.
-        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+        from_offset = log.next_offset(stream, partition)
+    return log.open_tail(
+        stream,
+        from_offset,
+        partition=partition,
+        batch_rows=64 * 1024,
+        max_bytes=max(buffer_bytes // 2, 1),
+        client=client,
+        protocol="http",
     )

@@ -193,7 +193,7 @@ def test_heartbeat_comments_while_idle(http: httpx.Client, stream_name: str) -> 
     started = time.monotonic()
     with tail(http, stream_name, heartbeat=0.5) as events:
         events.expect("subscribed")
-        assert events.next(comments=True) == Event("comment", "heartbeat", None)
+        assert events.next(comments=True) == Event("comment", "keepalive", None)
     assert time.monotonic() - started < 5
 
 

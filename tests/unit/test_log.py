@@ -466,6 +466,82 @@ def test_tail_follows_new_records(log: arrowlog.Log) -> None:
     assert seen == [1, 2, 3, 4, 5]
 
 
+def test_tail_reads_the_same_records_as_read_from_segments_and_buffer(
+    log: arrowlog.Log,
+) -> None:
+    from arrowlog.tails import CHUNK_ROWS
+
+    log.append("s", _records(CHUNK_ROWS + 500))
+    log.flush("s")  # in a segment: read through the shared backlog chunks
+    log.append("s", _records(300, CHUNK_ROWS + 500))
+    log.append("s", _records(200, CHUNK_ROWS + 800))  # in the buffer: sliced from it
+    with log.open_tail("s", 7, batch_rows=1000, max_bytes=8 * 1024) as tail:
+        tables = []
+        while (table := tail.next(0.1)) is not None:
+            assert table.nbytes <= 8 * 1024 or table.num_rows == 1
+            tables.append(table)
+    got = pa.concat_tables(tables)
+    assert got.equals(log.read("s", 7, 10**9))
+    assert got.column("n").to_pylist() == list(range(7, CHUNK_ROWS + 1000))
+
+
+def test_open_tail_checks_its_offset_and_partition_first(log: arrowlog.Log) -> None:
+    log.append("s", _records(2))
+    with pytest.raises(InvalidInput, match="from_offset must be an integer from 0 to"):
+        log.open_tail("s", 2**63 - 1)
+    with pytest.raises(InvalidInput, match="from_offset"):
+        log.open_tail("s", -1)
+    with pytest.raises(InvalidInput, match="one partition"):
+        log.open_tail("s", 0, partition=1)
+    with pytest.raises(StreamNotFound):
+        log.open_tail("nope", 0)
+
+
+def test_tails_are_limited_overall_and_per_client(tmp_path: Path) -> None:
+    from arrowlog.tails import TooManyTails
+
+    with arrowlog.open(tmp_path / "d", max_tails=3, max_tails_per_client=2) as lg:
+        lg.append("s", _records(1))
+        a1 = lg.open_tail("s", 0, client="10.0.0.1", protocol="http")
+        lg.open_tail("s", 0)  # embedded tails take no slot
+        a2 = lg.open_tail("s", 0, client="10.0.0.1", protocol="flight")
+        with pytest.raises(TooManyTails, match="max_tails_per_client") as refused:
+            lg.open_tail("s", 0, client="10.0.0.1", protocol="http")
+        assert refused.value.per_client
+        b = lg.open_tail("s", 0, client="10.0.0.2", protocol="http")
+        with pytest.raises(TooManyTails, match=r"at most 3 \(max_tails\)") as refused:
+            lg.open_tail("s", 0, client="10.0.0.3", protocol="http")
+        assert not refused.value.per_client
+        a1.close()
+        a1.close()  # idempotent: gives back one slot, not two
+        assert lg.tails.open == 2
+        lg.open_tail("s", 0, client="10.0.0.1", protocol="http").close()
+        del a2  # dropped without close: its slot comes back when it is collected
+        assert lg.tails.open == 1
+        b.close()
+
+
+def test_a_waiting_tail_wakes_at_once_on_append_and_on_close(log: arrowlog.Log) -> None:
+    log.append("s", _records(1))
+    tail = log.open_tail("s", 1)
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(tail.next(30)))
+    waiter.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    log.append("s", _records(1, 1))
+    waiter.join(5)
+    assert time.monotonic() - started < 1
+    assert got[0].column("n").to_pylist() == [1]
+    waiter = threading.Thread(target=lambda: got.append(tail.next(30)))
+    waiter.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    tail.close()
+    waiter.join(5)
+    assert time.monotonic() - started < 1 and got[1] is None and tail.ended
+
+
 def test_appends_and_queries_do_not_wait_for_a_flush_in_progress(
     tmp_path: Path, monkeypatch
 ) -> None:

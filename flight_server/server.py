@@ -22,7 +22,8 @@ What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
   - both take ``"partition": P`` for a stream of several partitions (cluster mode), whose
     offsets count per partition;
   - each is checked against its schema (``ReadTicket``, ``TailTicket``): ``from_offset``
-    0 to 2**63-1 (less what the read adds to it), ``limit`` 1 to ``MAX_READ_LIMIT``,
+    0 to 2**63-1 for a read (its limit added stays in int64), 0 to 2**53-1 for a tail,
+    ``limit`` 1 to ``MAX_READ_LIMIT``,
     ``partition`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
     same as leaving an optional field out, unknown or repeated keys refused; anything
     else is INVALID_ARGUMENT naming the field and what it takes;
@@ -89,6 +90,7 @@ from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavail
 from arrowlog.log import Log, Tail
 from arrowlog.query import QueryResult
 from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.tails import MAX_OFFSET as TAIL_MAX_OFFSET
 from arrowlog.tails import client_address
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
@@ -789,8 +791,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
 MAX_OFFSET = 2**63 - 1  # offsets are int64
 MAX_READ_LIMIT = 10_000_000  # a read with a limit is answered as one table, held in memory
 MAX_PARTITION = 2**31 - 1
-# Log.tail reads up to this many offsets past the next one, as from_offset + rows: an int64.
-TAIL_READ_AHEAD = 64 * 1024
+# A tail starts at most here (arrowlog.tails: the largest integer every JSON client reads).
+MAX_TAIL_OFFSET = TAIL_MAX_OFFSET
 MAX_JSON_REQUEST_BYTES = 64 * 1024
 _JSON_TYPES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
@@ -853,7 +855,7 @@ class TailTicket:
     """``{"tail": STREAM, "from_offset": N, "partition": P}``: follow a stream live."""
 
     tail: str = _spec(_StreamName())
-    from_offset: int = _spec(_Integer(0, MAX_OFFSET - TAIL_READ_AHEAD), default=0)
+    from_offset: int = _spec(_Integer(0, MAX_TAIL_OFFSET), default=0)
     partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
 
     def check(self) -> None:

@@ -222,6 +222,10 @@ class _Body:
         self._done = False
         self.received = 0
         self.held = 0  # taken from the budget, given back when the request ends
+        # The connection's transport, as uvicorn's own ``receive`` carries it: the tail
+        # route reaches it through ``receive.__self__`` to cut off a client that reads
+        # nothing (``arrowlog/http/tail.py``).
+        self.transport = getattr(getattr(receive, "__self__", None), "transport", None)
 
     async def receive(self) -> Message:
         if self._done:  # the body is complete: only a disconnect can come (no limits)

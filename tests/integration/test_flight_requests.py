@@ -24,7 +24,7 @@ from flight_server.server import (
     MAX_OFFSET,
     MAX_PARTITION,
     MAX_READ_LIMIT,
-    TAIL_READ_AHEAD,
+    MAX_TAIL_OFFSET,
 )
 from tests.conftest import TEST_TOKEN
 from tests.integration.conftest import ArrowlogServe, start_arrowlog_serve
@@ -76,7 +76,7 @@ TICKET_FIELDS = [
     ("read", "limit", False, [*_integer_cases(1, MAX_READ_LIMIT), 0]),
     ("read", "partition", False, _integer_cases(0, MAX_PARTITION)),
     ("tail", "tail", True, NOT_NAMES),
-    ("tail", "from_offset", False, _integer_cases(0, MAX_OFFSET - TAIL_READ_AHEAD)),
+    ("tail", "from_offset", False, _integer_cases(0, MAX_TAIL_OFFSET)),
     ("tail", "partition", False, _integer_cases(0, MAX_PARTITION)),
 ]
 TICKET_CASES = [
@@ -193,9 +193,7 @@ def test_the_edges_that_are_valid(served: Served) -> None:
         read({"read": "no_such_stream", "limit": 1})
     # A tail from the highest offset it takes: subscribed (the schema comes), nothing yet.
     tail = c.do_get(
-        flight.Ticket(
-            json.dumps({"tail": STREAM, "from_offset": MAX_OFFSET - TAIL_READ_AHEAD}).encode()
-        ),
+        flight.Ticket(json.dumps({"tail": STREAM, "from_offset": MAX_TAIL_OFFSET}).encode()),
         BEARER,
     )
     assert tail.schema.names[0] == "n"

@@ -66,7 +66,7 @@ from flight_server.server import (
     MAX_OFFSET,
     MAX_PARTITION,
     MAX_READ_LIMIT,
-    TAIL_READ_AHEAD,
+    MAX_TAIL_OFFSET,
     _close_prepared,
     _decode,
     _no_body,
@@ -707,7 +707,7 @@ def _check_ticket(raw: bytes) -> None:
         stream = decoded.get("read", decoded.get("tail"))
         assert isinstance(stream, str) and stream, decoded
         offset, limit, partition = (decoded.get(k) for k in ("from_offset", "limit", "partition"))
-        high = MAX_OFFSET if "read" in decoded else MAX_OFFSET - TAIL_READ_AHEAD
+        high = MAX_OFFSET if "read" in decoded else MAX_TAIL_OFFSET
         assert type(offset) is int and 0 <= offset <= high, decoded
         assert limit is None or (type(limit) is int and 1 <= limit <= MAX_READ_LIMIT), decoded
         assert limit is None or offset + limit <= MAX_OFFSET, decoded

@@ -301,7 +301,7 @@ host, port = {server.http_url.removeprefix("http://")!r}.rsplit(":", 1)
 socks = []
 for _ in range(10):
     s = socket.create_connection((host, int(port)))
-    s.sendall(b"GET /v1/streams/killed/tail?from_offset=0 HTTP/1.1\\r\\nHost: x\\r\\n"
+    s.sendall(b"GET /v1/streams/killed/tail?from_offset=0 HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n"
               b"Authorization: Bearer {TEST_TOKEN}\\r\\n\\r\\n")
     socks.append(s)
 options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer {TEST_TOKEN}")])

@@ -16,6 +16,7 @@ graceful stop; a second one makes uvicorn drop the connections still open.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import signal
@@ -37,11 +38,25 @@ if TYPE_CHECKING:
 
     from flight_server.server import ArrowlogFlightServer
 
-__all__ = ["ArrowlogServer", "run"]
+__all__ = ["ArrowlogServer", "run", "serve_settings"]
 
 logger = logging.getLogger(__name__)
 
 _STARTUP_SECONDS = 30.0  # uvicorn binds nothing (the socket is ours): startup is quick
+
+# A server runs other people's SQL: in worker processes, and not forever (README, Settings).
+SERVE_QUERY_WORKERS = 2
+SERVE_QUERY_TIMEOUT = 300.0
+
+
+def serve_settings(settings: Settings) -> Settings:
+    """``settings`` with the server's defaults for the query settings left unset."""
+    changes: dict[str, object] = {}
+    if settings.query_workers is None:
+        changes["query_workers"] = SERVE_QUERY_WORKERS
+    if settings.query_timeout is None:
+        changes["query_timeout"] = SERVE_QUERY_TIMEOUT
+    return dataclasses.replace(settings, **changes) if changes else settings
 
 
 class ArrowlogServer:
@@ -58,7 +73,7 @@ class ArrowlogServer:
     """
 
     def __init__(self, settings: Settings, *, access_log: bool = False) -> None:
-        self.settings = settings
+        self.settings = serve_settings(settings)
         self._access_log = access_log
         self.log: Log | None = None
         self._flight: ArrowlogFlightServer | None = None

@@ -80,6 +80,7 @@ from arrowlog.schema import (
 from arrowlog.segments import SegmentFile, prepare_segment, write_segment_files
 from arrowlog.storage import Storage
 from arrowlog.wal import WriteAheadLog, encode_batch
+from arrowlog.workers import QueryWorkers
 
 __all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo"]
 
@@ -217,9 +218,13 @@ class Log:
         self._engine = QueryEngine(
             self._snapshot_or_none,
             self._names,
-            timeout=settings.query_timeout,
+            timeout=settings.query_timeout or 0.0,
             memory_limit=settings.query_memory_limit,
         )
+        # Queries in worker processes (query_workers), or here (None).
+        self._workers: QueryWorkers | None = None
+        if settings.query_workers:
+            self._workers = QueryWorkers(settings, self._snapshot_or_none, self._names)
         self.metrics.watch(self._gauges)
         self._appended = threading.Condition()  # notified after every acknowledged append
         self._drained = threading.Condition()  # notified after every flush (backpressure)
@@ -876,6 +881,11 @@ class Log:
         self._check_open()
         if engine == "daft-ray":
             return self.metrics.track_query(engine, lambda: self._daft(query, params))
+        if self._workers is not None and engine in ("datafusion", "duckdb"):
+            workers = self._workers
+            return self.metrics.track_query(
+                engine, lambda: workers.sql(query, engine=engine, params=params)
+            )
         return self.metrics.track_query(
             engine, lambda: self._engine.sql(query, engine=engine, params=params)
         )
@@ -1049,14 +1059,16 @@ class Log:
     def _snapshot(self, stream: str) -> TableSnapshot:
         s = self._get(stream)
         with self._lock:
+            durable = s.buffer.durable(self._wal.synced_seq)
             return TableSnapshot(
                 name=s.name,
                 schema=stored_schema(s.schema, s.catalog.partitions),
                 time_column=s.time_column,
                 segments=list(s.catalog.segments.values()),
-                buffer=[b.table for b in s.buffer.durable(self._wal.synced_seq)],
+                buffer=[b.table for b in durable],
                 segments_key=s.catalog.cache_key,
                 storage=self.storage,
+                buffer_ids=tuple(b.seq for b in durable),
             )
 
     def _snapshot_or_none(self, stream: str) -> TableSnapshot | None:
@@ -1097,6 +1109,8 @@ class Log:
             self.cluster.close()  # stop writing and hand the partitions over at once
         self._stop.set()
         self._wake.set()
+        if self._workers is not None:
+            self._workers.close()
         self._flusher.join()
         self._maintainer.join()
         try:

@@ -67,7 +67,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -387,7 +387,23 @@ class ArrowlogFlightServer(flight.FlightServerBase):
     def _result_batches(
         self,
         context: flight.ServerCallContext,
-        results: Iterable[QueryResult],
+        results: list[QueryResult],
+        schema: pa.Schema,
+    ) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._coalesced(context, results, schema)
+        except Unavailable:
+            if context.is_cancelled():
+                return  # the client cancelled: the query was stopped, nobody to tell
+            raise
+        finally:
+            for result in results:  # plans never run (the client left early) are dropped
+                result.close()
+
+    def _coalesced(
+        self,
+        context: flight.ServerCallContext,
+        results: list[QueryResult],
         schema: pa.Schema,
     ) -> Iterator[pa.RecordBatch]:
         pending: list[pa.RecordBatch] = []
@@ -395,6 +411,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         next_check = 0.0
         for result in results:
             same = result.schema.equals(schema)
+            # A query in a worker is stopped while it computes (no batch to check between).
+            result.stop_when(lambda: self._stopping.is_set() or context.is_cancelled())
             for batch in result:
                 if not same:
                     batch = _conform_batch(batch, schema)

@@ -11,14 +11,16 @@ truncated response (and JSON as unparsable), never as a complete one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from arrowlog._formats import Format, encode
 from arrowlog.errors import ArrowlogError, InvalidInput
@@ -26,6 +28,7 @@ from arrowlog.http.body import read_body
 from arrowlog.http.deps import LogDep, SettingsDep
 from arrowlog.http.errors import NotAcceptable, describe_errors
 from arrowlog.http.models import ErrorResponse, QueryRequest
+from arrowlog.query import QueryResult
 
 __all__ = ["MEDIA_TYPES", "negotiate", "router"]
 
@@ -48,6 +51,8 @@ _ACCEPT: dict[str, Format] = {
 }
 
 router = APIRouter(tags=["query"])
+
+_DISCONNECT_POLL = 0.25  # seconds between checks that the client is still there
 
 
 @router.post(
@@ -110,11 +115,41 @@ async def query(request: Request, log: LogDep, settings: SettingsDep) -> Streami
     fmt = negotiate(request.headers.get("accept"))
     body = await _query_request(request, settings.max_body_bytes)
     result = await run_in_threadpool(log.sql, body.sql, engine=body.engine)
+    gone = threading.Event()  # set when the client has left: the query is stopped
+    result.stop_when(gone.is_set)
     chunks = encode(fmt, result.schema, result)
     # Plan, execute and encode up to the first batch before answering: errors found so far
     # still get their status code.
-    first = await run_in_threadpool(next, chunks)
-    return StreamingResponse(_rest(first, chunks), media_type=MEDIA_TYPES[fmt])
+    try:
+        first = await _first_chunk(request, chunks, gone)
+    except BaseException:
+        result.close()
+        raise
+    return StreamingResponse(_stream(first, chunks, result), media_type=MEDIA_TYPES[fmt])
+
+
+async def _first_chunk(request: Request, chunks: Iterator[bytes], gone: threading.Event) -> bytes:
+    """The first chunk, computed in a worker thread while checking the client is still there."""
+    pending = asyncio.ensure_future(run_in_threadpool(next, chunks))
+    while True:
+        done, _ = await asyncio.wait({pending}, timeout=_DISCONNECT_POLL)
+        if done:
+            return pending.result()
+        if not gone.is_set() and await request.is_disconnected():
+            gone.set()  # the thread's wait for the query ends within a moment
+
+
+async def _stream(
+    first: bytes, chunks: Iterator[bytes], result: QueryResult
+) -> AsyncIterator[bytes]:
+    # Starlette cancels the response's task when the client disconnects: the query is
+    # closed then (a worker stops computing), not left to finish for nobody.
+    try:
+        yield first
+        async for chunk in iterate_in_threadpool(_rest(chunks)):
+            yield chunk
+    finally:
+        result.close()
 
 
 async def _query_request(request: Request, limit: int) -> QueryRequest:
@@ -127,9 +162,8 @@ async def _query_request(request: Request, limit: int) -> QueryRequest:
         raise InvalidInput(f"invalid query request: {describe_errors(e.errors())}") from e
 
 
-def _rest(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    # A sync generator: Starlette pulls it in a worker thread, chunk by chunk.
-    yield first
+def _rest(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    # Pulled in a worker thread, chunk by chunk.
     try:
         yield from chunks
     except ArrowlogError as e:

@@ -182,22 +182,37 @@ class _Worker:
 
         self.resolves += 1
         ask = self.resolves
-        fr.send(self.sock, fr.RESOLVE, pickle.dumps((ask, name)))
-        while True:
-            kind, payload = self.inbox.get()
-            if kind != fr.SNAPSHOT:
-                raise RuntimeError(f"expected a snapshot, got frame {kind!r}")
-            answer, meta = pickle.loads(payload)
-            tables = [fr.read_table(self.inbox.get()[1]) for _ in range(meta["new"] if meta else 0)]
-            if answer == ask:
-                break
+        # Not interrupted while the answer arrives: the cache must take all of it or none.
+        interruptible, self.interruptible = self.interruptible, False
+        try:
+            fr.send(self.sock, fr.RESOLVE, pickle.dumps((ask, name)))
+            while True:
+                kind, payload = self.inbox.get()
+                if kind == fr.DROP:  # another plan of this worker's holder was let go
+                    self.plans.pop(pickle.loads(payload), None)
+                    continue
+                if kind != fr.SNAPSHOT:
+                    raise RuntimeError(f"expected a snapshot, got frame {kind!r}")
+                answer, meta = pickle.loads(payload)
+                new = meta["new"] if meta else 0
+                tables = [fr.read_table(self.inbox.get()[1]) for _ in range(new)]
+                if answer == ask:
+                    break
+            if meta is not None:
+                stream = meta["name"]
+                cached = self.buffers.get(stream, {})
+                fresh = dict(zip(meta["new_ids"], tables, strict=True))
+                missing = [i for i in meta["buffer_ids"] if i not in fresh and i not in cached]
+                if missing:
+                    raise RuntimeError(f"buffered tables {missing} of {stream!r} were never sent")
+                self.buffers[stream] = {i: fresh.get(i, cached.get(i)) for i in meta["buffer_ids"]}
+        finally:
+            self.interruptible = interruptible
+        if interruptible and self.cancelled == self.current:
+            raise KeyboardInterrupt
         if meta is None:
             return None
-        stream = meta["name"]
-        cached = self.buffers.get(stream, {})
-        fresh = dict(zip(meta["new_ids"], tables, strict=True))
-        buffer = {seq: fresh[seq] if seq in fresh else cached[seq] for seq in meta["buffer_ids"]}
-        self.buffers[stream] = buffer
+        buffer = self.buffers[stream]
         if meta["segments"] is not None:
             self.segments[stream] = (meta["segments_key"], meta["segments"])
         return TableSnapshot(

@@ -188,6 +188,14 @@ class Log:
         metrics: Metrics | None = None,
         io_hooks: IOHooks | None = None,
     ) -> None:
+        # Query settings left unset take the embedded defaults (arrowlog serve sets its own
+        # first, arrowlog._serve.serve_settings): queries in this process, no time limit.
+        if settings.query_workers is None or settings.query_timeout is None:
+            settings = replace(
+                settings,
+                query_workers=settings.query_workers or 0,
+                query_timeout=settings.query_timeout or 0.0,
+            )
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
         self._io = io_hooks or IOHooks()

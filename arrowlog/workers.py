@@ -463,6 +463,9 @@ class QueryWorkers:
         if worker.dead:
             self._done(worker, request)
             return
+        # What the worker got of a snapshot sent just now is not sure: send all again.
+        worker.known_buffers.clear()
+        worker.known_segments.clear()
         try:
             worker.send(fr.CANCEL, pickle.dumps(request))
         except OSError:

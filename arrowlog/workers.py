@@ -356,7 +356,7 @@ class QueryWorkers:
         with self._cond:
             worker.plans.add(request)
         try:
-            worker.send(fr.PLAN, pickle.dumps((request, query, engine, params, self._names())))
+            self._send(worker, fr.PLAN, (request, query, engine, params, self._names()))
             _kind, payload = self._wait(worker, budget, None, (fr.PLANNED,))
             _request, schema = pickle.loads(payload)
         except _Stopped as e:
@@ -367,6 +367,12 @@ class QueryWorkers:
             raise
         self._done(worker)
         return _WorkerResult(self, worker, request, schema, budget)
+
+    def _send(self, worker: _Worker, kind: bytes, value: object) -> None:
+        try:
+            worker.send(kind, pickle.dumps(value))
+        except OSError:  # it died since it was last used
+            raise self._died(worker) from None
 
     def _wait(
         self,
@@ -571,7 +577,7 @@ class _WorkerResult(QueryResult):
         try:
             if worker.dead:
                 raise worker.death or Unavailable("the query worker is gone")
-            worker.send(fr.RUN, pickle.dumps(self._request))
+            pool._send(worker, fr.RUN, self._request)
             while True:
                 with self._lock:
                     if self._state == "closed":

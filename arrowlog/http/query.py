@@ -17,10 +17,11 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 
 from arrowlog._formats import Format, encode
 from arrowlog.errors import ArrowlogError, InvalidInput
@@ -142,11 +143,16 @@ async def _first_chunk(request: Request, chunks: Iterator[bytes], gone: threadin
 async def _stream(
     first: bytes, chunks: Iterator[bytes], result: QueryResult
 ) -> AsyncIterator[bytes]:
-    # Starlette cancels the response's task when the client disconnects: the query is
-    # closed then (a worker stops computing), not left to finish for nobody.
+    # Starlette cancels the response's task when the client disconnects. The wait for the
+    # next chunk is abandoned then (the thread may be waiting for a query that computes
+    # for minutes), and closing the result stops the query: the thread ends soon after.
+    rest = _rest(chunks)
     try:
         yield first
-        async for chunk in iterate_in_threadpool(_rest(chunks)):
+        while True:
+            chunk = await anyio.to_thread.run_sync(next, rest, None, abandon_on_cancel=True)
+            if chunk is None:
+                return
             yield chunk
     finally:
         result.close()

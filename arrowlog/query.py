@@ -25,6 +25,12 @@ parser refuses nesting deeper than 50 levels, so it stays short); each wait for 
 is bounded by the time left. DataFusion's wait is an ``asyncio.wait_for`` over the
 stream's next batch, whose cancellation drops the engine's work at its next yield point;
 DuckDB's is a timer calling ``interrupt()``.
+
+With ``query_workers`` (``arrowlog serve``) this engine runs in worker processes
+(``arrowlog/workers.py``, ``arrowlog/_query_worker.py``) without a time limit of its own:
+the server measures the same engine time from outside and interrupts, or kills, the
+worker, which also stops work this process could not (a partial aggregate between
+batches, an allocation outside the memory pool that aborts).
 """
 
 from __future__ import annotations

@@ -107,6 +107,7 @@ class _Worker:
         # Lease state (under the pool's lock): open plans, and whether a thread talks to it.
         self.plans: set[int] = set()
         self.busy = False
+        self.pending_drops: list[int] = []
 
     @property
     def pid(self) -> int:
@@ -114,7 +115,25 @@ class _Worker:
 
     def send(self, kind: bytes, payload: bytes | pa.Buffer = b"") -> None:
         with self.send_lock:
+            self._send_drops()
             fr.send(self.sock, kind, payload)
+
+    def drop(self, request: int) -> None:
+        """Tell the worker to forget a plan, now or with the next frame sent.
+
+        Never waits: it runs from ``__del__``, which the garbage collector may call in a
+        thread that is in the middle of sending a frame to this worker.
+        """
+        self.pending_drops.append(request)
+        if self.send_lock.acquire(blocking=False):
+            try:
+                self._send_drops()
+            finally:
+                self.send_lock.release()
+
+    def _send_drops(self) -> None:
+        while self.pending_drops:
+            fr.send(self.sock, fr.DROP, pickle.dumps(self.pending_drops.pop()))
 
     def cpu_seconds(self) -> float:
         try:
@@ -629,7 +648,7 @@ class _WorkerResult(QueryResult):
         worker = self._worker
         if not worker.dead:
             with contextlib.suppress(OSError):
-                worker.send(fr.DROP, pickle.dumps(self._request))
+                worker.drop(self._request)
         self._pool._forget(worker, self._request)
 
     def __del__(self) -> None:

@@ -261,8 +261,8 @@ class QueryWorkers:
                 return mine
             if not self._idle and self._waiting >= self.queue:
                 raise Unavailable(
-                    f"all {self.size} query workers are busy and {self._waiting} queries are "
-                    "waiting (query_workers, query_queue): retry later"
+                    f"all {self.size} query workers are busy and the queue of {self.queue} "
+                    "waiting queries is full (query_workers, query_queue): retry later"
                 )
             self._waiting += 1
             deadline = time.monotonic() + self.timeout if self.timeout else None
@@ -327,8 +327,8 @@ class QueryWorkers:
             logger.warning("query worker %d ended (%s): %s", worker.pid, code, worker.death)
             if not self._closed:
                 self._spawn_later()
-        assert worker.death is not None
-        return worker.death
+        # A second caller may get here before the first has read the exit status.
+        return worker.death or Unavailable("the query worker running the query ended")
 
     def _death_error(self, code: int) -> ArrowlogError:
         if code == -signal.SIGABRT:
@@ -381,8 +381,11 @@ class QueryWorkers:
         except _Stopped as e:
             self._abandon(worker, request)
             raise e.args[0] from None
-        except BaseException:
+        except ArrowlogError:  # the worker's answer, or its death: it is idle (or gone)
             self._done(worker, request)
+            raise
+        except BaseException:  # a failure here: the worker may be waiting for us
+            self._abandon(worker, request)
             raise
         self._done(worker)
         return _WorkerResult(self, worker, request, schema, budget)
@@ -429,7 +432,10 @@ class QueryWorkers:
             except (EOFError, OSError):
                 raise self._died(worker) from None
             if kind == fr.RESOLVE:
-                self._answer(worker, *pickle.loads(payload))
+                try:
+                    self._answer(worker, *pickle.loads(payload))
+                except OSError:
+                    raise self._died(worker) from None
             elif kind == fr.ERROR:
                 _request, what, message = pickle.loads(payload)
                 raise self._error(what, message)
@@ -614,7 +620,7 @@ class _WorkerResult(QueryResult):
         except _Stopped as e:
             raise e.args[0] from None
         except ArrowlogError:
-            finished = finished or worker.dead or not self._closing
+            finished = True  # the worker's error frame, or its death: nothing to stop
             raise
         finally:
             with self._lock:

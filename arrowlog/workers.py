@@ -74,6 +74,7 @@ _CANCEL_GRACE = 1.2
 _IDLE_CHECK = 0.2  # seconds over which a cancelled worker's CPU time is measured
 _IDLE_CPU = 0.05  # CPU seconds in _IDLE_CHECK above which it counts as still busy
 _SPAWN_RETRY = 1.0
+_START_TIMEOUT = 60.0  # seconds a new worker has to import, warm up and say it is ready
 _MIN_ALLOWANCE = 1 << 30
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -234,8 +235,10 @@ class QueryWorkers:
                 "allowance": self.allowance,
                 "memory_limit": self.settings.query_memory_limit,
             }
+            parent.settimeout(_START_TIMEOUT)
             fr.send(parent, fr.INIT, pickle.dumps(init))
             kind, payload = fr.recv(parent)
+            parent.settimeout(None)
             if kind != fr.READY:
                 raise RuntimeError(f"query worker answered {kind!r} instead of ready")
         except BaseException:

@@ -39,6 +39,7 @@ time the caller takes between batches. Memory: the engine's pool in the worker
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
 import os
@@ -62,7 +63,7 @@ from arrowlog.config import Settings
 from arrowlog.errors import ArrowlogError, InvalidInput, QueryLimitExceeded, Unavailable
 from arrowlog.query import Params, QueryResult, TableSnapshot
 
-__all__ = ["QueryWorkers", "worker_allowance"]
+__all__ = ["QueryWorkers", "planning_stop", "worker_allowance"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,13 @@ _SPAWN_RETRY = 1.0
 _START_TIMEOUT = 60.0  # seconds a new worker has to import, warm up and say it is ready
 _MIN_ALLOWANCE = 1 << 30
 _TICK = os.sysconf("SC_CLK_TCK")
+
+# What tells that the query being planned in this context is no longer wanted (a server
+# sets "the client has left"): checked while the query waits for a worker and while it is
+# planned, and then, unless ``stop_when`` replaces it, while its result is computed.
+planning_stop: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "arrowlog_planning_stop", default=None
+)
 
 
 def worker_allowance(settings: Settings) -> int:
@@ -248,15 +256,15 @@ class QueryWorkers:
             raise
         return _Worker(proc, parent, pickle.loads(payload)["cap"])
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self, stop: Callable[[], bool] | None) -> _Worker:
         """This thread's worker if it has plans open on it, else a free one (queued)."""
         while True:
-            worker = self._take()
+            worker = self._take(stop)
             if worker.proc.poll() is None:
                 return worker
             self._died(worker)  # died while idle: it is replaced, take another
 
-    def _take(self) -> _Worker:
+    def _take(self, stop: Callable[[], bool] | None) -> _Worker:
         with self._cond:
             mine = getattr(self._local, "worker", None)
             if mine is not None and mine.plans and not mine.busy and not mine.dead:
@@ -280,7 +288,10 @@ class QueryWorkers:
                             f"no query worker became free within {self.timeout:g} s "
                             "(query_timeout): the server is busy, retry later"
                         )
-                    self._cond.wait(None if left is None else max(left, _POLL))
+                    if stop is not None and stop():
+                        raise Unavailable("the query was cancelled while it waited for a worker")
+                    wait = None if left is None else max(left, _POLL)
+                    self._cond.wait(wait if stop is None else min(wait or _POLL, _POLL))
             finally:
                 self._waiting -= 1
             worker = self._idle.pop()
@@ -372,14 +383,15 @@ class QueryWorkers:
         """Plan ``query`` in a worker; the result streams from it when iterated."""
         if self._closed:
             raise Unavailable("the log is closed")
-        worker = self._acquire()
+        stop = planning_stop.get()
+        worker = self._acquire(stop)
         request = next(self._ids)
         budget = _Budget(self.timeout)
         with self._cond:
             worker.plans.add(request)
         try:
             self._send(worker, fr.PLAN, (request, query, engine, params, self._names()))
-            _kind, payload = self._wait(worker, budget, None, (fr.PLANNED,))
+            _kind, payload = self._wait(worker, budget, stop, (fr.PLANNED,))
             _request, schema = pickle.loads(payload)
         except _Stopped as e:
             self._abandon(worker, request)
@@ -391,7 +403,7 @@ class QueryWorkers:
             self._abandon(worker, request)
             raise
         self._done(worker)
-        return _WorkerResult(self, worker, request, schema, budget)
+        return _WorkerResult(self, worker, request, schema, budget).stop_when(stop)
 
     def _send(self, worker: _Worker, kind: bytes, value: object) -> None:
         try:
@@ -584,7 +596,7 @@ class _WorkerResult(QueryResult):
         self._closing = False
         self._lock = threading.Lock()
 
-    def stop_when(self, condition: Callable[[], bool]) -> QueryResult:
+    def stop_when(self, condition: Callable[[], bool] | None) -> QueryResult:
         self._stop = condition
         return self
 

@@ -81,6 +81,7 @@ from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavail
 from arrowlog.log import Log
 from arrowlog.query import QueryResult
 from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.workers import planning_stop
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
 from flight_server.errors import Unimplemented, map_errors
@@ -354,7 +355,12 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         self, context: flight.ServerCallContext, sql: str, params: pa.RecordBatch | None
     ) -> flight.FlightDataStream:
         """Plan now (errors surface before any data), then stream batch by batch."""
-        schema, results = self._plan_rows(sql, params)
+        # A query waiting for a query worker, or being planned, stops if the client leaves.
+        token = planning_stop.set(lambda: self._stopping.is_set() or context.is_cancelled())
+        try:
+            schema, results = self._plan_rows(sql, params)
+        finally:
+            planning_stop.reset(token)
         return flight.GeneratorStream(schema, self._result_batches(context, results, schema))
 
     def _plan(self, sql: str, params: pa.RecordBatch | None, row: int = 0) -> QueryResult:

@@ -12,10 +12,11 @@ truncated response (and JSON as unparsable), never as a complete one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Request
@@ -30,6 +31,7 @@ from arrowlog.http.deps import LogDep, SettingsDep
 from arrowlog.http.errors import NotAcceptable, describe_errors
 from arrowlog.http.models import ErrorResponse, QueryRequest
 from arrowlog.query import QueryResult
+from arrowlog.workers import planning_stop
 
 __all__ = ["MEDIA_TYPES", "negotiate", "router"]
 
@@ -54,6 +56,7 @@ _ACCEPT: dict[str, Format] = {
 router = APIRouter(tags=["query"])
 
 _DISCONNECT_POLL = 0.25  # seconds between checks that the client is still there
+T = TypeVar("T")
 
 
 @router.post(
@@ -115,23 +118,31 @@ async def query(request: Request, log: LogDep, settings: SettingsDep) -> Streami
     """
     fmt = negotiate(request.headers.get("accept"))
     body = await _query_request(request, settings.max_body_bytes)
-    result = await run_in_threadpool(log.sql, body.sql, engine=body.engine)
     gone = threading.Event()  # set when the client has left: the query is stopped
+    # Seen by a query worker pool (copied into the thread with the context): a query
+    # waiting for a worker, or being planned, stops when the client leaves.
+    token = planning_stop.set(gone.is_set)
+    try:
+        result = await _while_connected(
+            request, gone, functools.partial(log.sql, body.sql, engine=body.engine)
+        )
+    finally:
+        planning_stop.reset(token)
     result.stop_when(gone.is_set)
     chunks = encode(fmt, result.schema, result)
     # Plan, execute and encode up to the first batch before answering: errors found so far
     # still get their status code.
     try:
-        first = await _first_chunk(request, chunks, gone)
+        first = await _while_connected(request, gone, functools.partial(next, chunks))
     except BaseException:
         result.close()
         raise
     return StreamingResponse(_stream(first, chunks, result), media_type=MEDIA_TYPES[fmt])
 
 
-async def _first_chunk(request: Request, chunks: Iterator[bytes], gone: threading.Event) -> bytes:
-    """The first chunk, computed in a worker thread while checking the client is still there."""
-    pending = asyncio.ensure_future(run_in_threadpool(next, chunks))
+async def _while_connected(request: Request, gone: threading.Event, call: Callable[[], T]) -> T:
+    """``call()`` in a worker thread, setting ``gone`` if the client leaves meanwhile."""
+    pending = asyncio.ensure_future(run_in_threadpool(call))
     while True:
         done, _ = await asyncio.wait({pending}, timeout=_DISCONNECT_POLL)
         if done:

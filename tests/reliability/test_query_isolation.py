@@ -343,6 +343,11 @@ def test_queries_beyond_the_workers_wait_and_beyond_the_queue_are_refused(
     readers = []
     for _ in range(2):  # both workers busy
         readers.append(flight_client(server).do_get(flight.Ticket(RUNAWAY)))
+    # A client that gives up while its query waits frees its place in the queue.
+    impatient = flight.FlightCallOptions(timeout=1.0)
+    with pytest.raises(flight.FlightTimedOutError):
+        flight_client(server).do_get(flight.Ticket("SELECT 41 AS x"), impatient).read_all()
+    time.sleep(0.5)
     # The third waits for a worker (the queue holds one)...
     third, third_errors = run_in_thread(
         lambda: flight_client(server).do_get(flight.Ticket("SELECT 42 AS x")).read_all()

@@ -3,10 +3,17 @@
 ``ArrowlogServer`` opens the log and starts both listeners (``start``), and stops them in
 the order that keeps every acknowledged write (``stop``)::
 
-    start: open the Log → bind the HTTP socket → Flight serving → uvicorn accepting
+    start: open the Log (it starts its query workers) → bind the HTTP socket
+           → Flight serving → uvicorn accepting
     stop:  both stop accepting; HTTP tails end; in-flight requests finish (up to
            shutdown_timeout)
-           → Flight shut down → Log closed (every buffer flushed) → return
+           → Flight shut down → Log closed (query workers stopped, every buffer
+           flushed) → return
+
+SQL from clients runs in worker processes (``query_workers``, 2 unless set; see
+``arrowlog/workers.py``) and stops after ``query_timeout`` (300 s unless set):
+``serve_settings`` fills in those defaults, which an embedded ``arrowlog.open()`` does not
+use.
 
 uvicorn runs in a thread of its own, not the main one, so it installs no signal handlers
 (its own would re-raise the signal once it has shut down, and the process would die by

@@ -3,10 +3,17 @@
 ``ArrowlogServer`` opens the log and starts both listeners (``start``), and stops them in
 the order that keeps every acknowledged write (``stop``)::
 
-    start: open the Log → bind the HTTP socket → Flight serving → uvicorn accepting
+    start: open the Log (it starts its query workers) → bind the HTTP socket
+           → Flight serving → uvicorn accepting
     stop:  both stop accepting; HTTP tails end; in-flight requests finish (up to
            shutdown_timeout)
-           → Flight shut down → Log closed (every buffer flushed) → return
+           → Flight shut down → Log closed (query workers stopped, every buffer
+           flushed) → return
+
+SQL from clients runs in worker processes (``query_workers``, 2 unless set; see
+``arrowlog/workers.py``) and stops after ``query_timeout`` (300 s unless set):
+``serve_settings`` fills in those defaults, which an embedded ``arrowlog.open()`` does not
+use.
 
 uvicorn runs in a thread of its own, not the main one, so it installs no signal handlers
 (its own would re-raise the signal once it has shut down, and the process would die by
@@ -16,6 +23,7 @@ graceful stop; a second one makes uvicorn drop the connections still open.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import signal
@@ -38,11 +46,25 @@ if TYPE_CHECKING:
 
     from flight_server.server import ArrowlogFlightServer
 
-__all__ = ["ArrowlogServer", "run"]
+__all__ = ["ArrowlogServer", "run", "serve_settings"]
 
 logger = logging.getLogger(__name__)
 
 _STARTUP_SECONDS = 30.0  # uvicorn binds nothing (the socket is ours): startup is quick
+
+# A server runs other people's SQL: in worker processes, and not forever (README, Settings).
+SERVE_QUERY_WORKERS = 2
+SERVE_QUERY_TIMEOUT = 300.0
+
+
+def serve_settings(settings: Settings) -> Settings:
+    """``settings`` with the server's defaults for the query settings left unset."""
+    changes: dict[str, object] = {}
+    if settings.query_workers is None:
+        changes["query_workers"] = SERVE_QUERY_WORKERS
+    if settings.query_timeout is None:
+        changes["query_timeout"] = SERVE_QUERY_TIMEOUT
+    return dataclasses.replace(settings, **changes) if changes else settings
 
 
 class ArrowlogServer:
@@ -59,7 +81,7 @@ class ArrowlogServer:
     """
 
     def __init__(self, settings: Settings, *, access_log: bool = False) -> None:
-        self.settings = settings
+        self.settings = serve_settings(settings)
         self._access_log = access_log
         self.log: Log | None = None
         self._flight: ArrowlogFlightServer | None = None

@@ -176,17 +176,45 @@ class Settings:
         "Drop a stream's oldest day partitions while it is larger than this (0: no limit).",
         zero_ok=True,
     )
-    query_timeout: float = _setting(
-        0.0,
+    query_timeout: float | None = _setting(
+        None,
         "Seconds of engine time a SQL query may use (planning and producing results, not a "
-        "slow client's reading) before it stops with an error; 0: no limit. Servers open "
-        "to many users should set one (e.g. 300).",
+        "slow client's reading) before it stops with an error; 0: no limit. Unset: 300 under "
+        "`arrowlog serve`, no limit in an embedded `arrowlog.open()`.",
+        kind=float,
         zero_ok=True,
     )
     query_memory_limit: int = _setting(
         0,
         "Bytes of memory one SQL query's operators (sorts, joins, aggregations) may hold; "
         "sorts spill to disk first, a query needing more fails with an error (0: no limit).",
+        zero_ok=True,
+    )
+    # query workers (arrowlog/workers.py)
+    query_workers: int | None = _setting(
+        None,
+        "Worker processes that run SQL queries, one query each at a time, so a query that "
+        "runs out of memory, crashes or will not stop takes only its worker (replaced at "
+        "once) and a cancelled or timed-out query stops using CPU within a second. Unset: "
+        "2 under `arrowlog serve`, 0 (queries in the calling process) in an embedded "
+        "`arrowlog.open()`.",
+        kind=int,
+        zero_ok=True,
+        maximum=64,
+    )
+    query_queue: int = _setting(
+        16,
+        "Queries that may wait for a busy query worker; more are refused at once as "
+        "Unavailable (503), so clients retry instead of piling up. A query waits at most "
+        "query_timeout.",
+        zero_ok=True,
+    )
+    query_worker_memory: int = _setting(
+        0,
+        "Bytes a query worker may allocate beyond its idle size (RLIMIT_AS); a query needing "
+        "more fails with a memory error and its worker is replaced. 0: 4 x "
+        "query_memory_limit (at least 1 GiB), or a quarter of the machine's memory when "
+        "query_memory_limit is 0.",
         zero_ok=True,
     )
     host: str = _setting(

@@ -90,6 +90,7 @@ from arrowlog.tails import (
     check_offset,
 )
 from arrowlog.wal import WriteAheadLog, encode_batch
+from arrowlog.workers import QueryWorkers
 
 __all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo", "Tail"]
 
@@ -199,6 +200,14 @@ class Log:
         metrics: Metrics | None = None,
         io_hooks: IOHooks | None = None,
     ) -> None:
+        # Query settings left unset take the embedded defaults (arrowlog serve sets its own
+        # first, arrowlog._serve.serve_settings): queries in this process, no time limit.
+        if settings.query_workers is None or settings.query_timeout is None:
+            settings = replace(
+                settings,
+                query_workers=settings.query_workers or 0,
+                query_timeout=settings.query_timeout or 0.0,
+            )
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
         self._io = io_hooks or IOHooks()
@@ -229,9 +238,13 @@ class Log:
         self._engine = QueryEngine(
             self._snapshot_or_none,
             self._names,
-            timeout=settings.query_timeout,
+            timeout=settings.query_timeout or 0.0,
             memory_limit=settings.query_memory_limit,
         )
+        # Queries in worker processes (query_workers), or here (None).
+        self._workers: QueryWorkers | None = None
+        if settings.query_workers:
+            self._workers = QueryWorkers(settings, self._snapshot_or_none, self._names)
         self.metrics.watch(self._gauges)
         # Every tail's slot and wake-ups: an acknowledged append publishes to it, O(1).
         self.tails = TailRegistry(
@@ -898,6 +911,11 @@ class Log:
         self._check_open()
         if engine == "daft-ray":
             return self.metrics.track_query(engine, lambda: self._daft(query, params))
+        if self._workers is not None and engine in ("datafusion", "duckdb"):
+            workers = self._workers
+            return self.metrics.track_query(
+                engine, lambda: workers.sql(query, engine=engine, params=params)
+            )
         return self.metrics.track_query(
             engine, lambda: self._engine.sql(query, engine=engine, params=params)
         )
@@ -1159,14 +1177,16 @@ class Log:
     def _snapshot(self, stream: str) -> TableSnapshot:
         s = self._get(stream)
         with self._lock:
+            durable = s.buffer.durable(self._wal.synced_seq)
             return TableSnapshot(
                 name=s.name,
                 schema=stored_schema(s.schema, s.catalog.partitions),
                 time_column=s.time_column,
                 segments=list(s.catalog.segments.values()),
-                buffer=[b.table for b in s.buffer.durable(self._wal.synced_seq)],
+                buffer=[b.table for b in durable],
                 segments_key=s.catalog.cache_key,
                 storage=self.storage,
+                buffer_ids=tuple(b.seq for b in durable),
             )
 
     def _snapshot_or_none(self, stream: str) -> TableSnapshot | None:
@@ -1207,6 +1227,8 @@ class Log:
             self.cluster.close()  # stop writing and hand the partitions over at once
         self._stop.set()
         self._wake.set()
+        if self._workers is not None:
+            self._workers.close()
         self._flusher.join()
         self._maintainer.join()
         try:

@@ -264,7 +264,7 @@ class Metrics:
             finally:
                 self.query_seconds.labels(engine).observe(time.perf_counter() - started)
 
-        return QueryResult(result.schema, batches, collect)
+        return QueryResult(result.schema, batches, collect, source=result)
 
     # -- state -----------------------------------------------------------------------------
 

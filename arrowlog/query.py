@@ -25,6 +25,12 @@ parser refuses nesting deeper than 50 levels, so it stays short); each wait for 
 is bounded by the time left. DataFusion's wait is an ``asyncio.wait_for`` over the
 stream's next batch, whose cancellation drops the engine's work at its next yield point;
 DuckDB's is a timer calling ``interrupt()``.
+
+With ``query_workers`` (``arrowlog serve``) this engine runs in worker processes
+(``arrowlog/workers.py``, ``arrowlog/_query_worker.py``) without a time limit of its own:
+the server measures the same engine time from outside and interrupts, or kills, the
+worker, which also stops work this process could not (a partial aggregate between
+batches, an allocation outside the memory pool that aborts).
 """
 
 from __future__ import annotations
@@ -88,6 +94,9 @@ class TableSnapshot:
     segments_key: tuple[str, int, int] | None = None
     # Where the segment files are (None: local paths).
     storage: Storage | None = None
+    # One id per table of ``buffer`` (its WAL sequence number), so a query worker that
+    # already holds a buffered table is not sent it again (``arrowlog.workers``).
+    buffer_ids: tuple[int, ...] = ()
 
     @property
     def filesystem(self) -> pafs.FileSystem:
@@ -339,10 +348,12 @@ class QueryResult:
         schema: pa.Schema,
         batches: Callable[[], Iterator[pa.RecordBatch]],
         collect: Callable[[], pa.Table] | None = None,
+        source: QueryResult | None = None,
     ) -> None:
         self.schema = schema
         self._batches = batches
         self._collect = collect
+        self._source = source  # the result this one wraps: stop_when and close go to it
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self._batches()
@@ -353,6 +364,22 @@ class QueryResult:
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
         return self.to_reader().__arrow_c_stream__(requested_schema)
+
+    def stop_when(self, condition: Callable[[], bool]) -> QueryResult:
+        """Stop the query, wherever it is, once ``condition()`` is true (e.g. the client left).
+
+        Checked while waiting for the next batch of a query running in a worker process
+        (``query_workers``), where the iteration then raises ``Unavailable``; a query running
+        in this process cannot be stopped from outside and ignores it.
+        """
+        if self._source is not None:
+            self._source.stop_when(condition)
+        return self
+
+    def close(self) -> None:
+        """Stop the query and free what it holds; safe from another thread, and twice."""
+        if self._source is not None:
+            self._source.close()
 
     def to_arrow(self) -> pa.Table:
         if self._collect is not None:
@@ -432,8 +459,11 @@ class QueryEngine:
         target_partitions: int | None = None,
         timeout: float = 0.0,
         memory_limit: int = 0,
+        on_duckdb: Callable[[Any], None] | None = None,
     ) -> None:
         self._resolve = resolve
+        # Told each DuckDB connection a query opens (a query worker interrupts it on cancel).
+        self._on_duckdb = on_duckdb
         self.names = names
         self._limits = _Limits(timeout, memory_limit)
         self._config = {
@@ -606,6 +636,8 @@ class QueryEngine:
         import duckdb
 
         con = duckdb.connect(":memory:")
+        if self._on_duckdb is not None:
+            self._on_duckdb(con)
         if self._limits.memory_limit:
             con.execute(f"SET memory_limit = '{int(self._limits.memory_limit)}B'")
         try:

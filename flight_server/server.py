@@ -75,7 +75,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,6 +92,7 @@ from arrowlog.query import QueryResult
 from arrowlog.schema import OFFSET, validate_stream_name
 from arrowlog.tails import MAX_OFFSET as TAIL_MAX_OFFSET
 from arrowlog.tails import client_address
+from arrowlog.workers import planning_stop
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
 from flight_server.errors import Unimplemented, map_errors
@@ -365,7 +366,12 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         self, context: flight.ServerCallContext, sql: str, params: pa.RecordBatch | None
     ) -> flight.FlightDataStream:
         """Plan now (errors surface before any data), then stream batch by batch."""
-        schema, results = self._plan_rows(sql, params)
+        # A query waiting for a query worker, or being planned, stops if the client leaves.
+        token = planning_stop.set(lambda: self._stopping.is_set() or context.is_cancelled())
+        try:
+            schema, results = self._plan_rows(sql, params)
+        finally:
+            planning_stop.reset(token)
         return flight.GeneratorStream(schema, self._result_batches(context, results, schema))
 
     def _plan(self, sql: str, params: pa.RecordBatch | None, row: int = 0) -> QueryResult:
@@ -398,7 +404,23 @@ class ArrowlogFlightServer(flight.FlightServerBase):
     def _result_batches(
         self,
         context: flight.ServerCallContext,
-        results: Iterable[QueryResult],
+        results: list[QueryResult],
+        schema: pa.Schema,
+    ) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._coalesced(context, results, schema)
+        except Unavailable:
+            if context.is_cancelled():
+                return  # the client cancelled: the query was stopped, nobody to tell
+            raise
+        finally:
+            for result in results:  # plans never run (the client left early) are dropped
+                result.close()
+
+    def _coalesced(
+        self,
+        context: flight.ServerCallContext,
+        results: list[QueryResult],
         schema: pa.Schema,
     ) -> Iterator[pa.RecordBatch]:
         pending: list[pa.RecordBatch] = []
@@ -406,6 +428,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         next_check = 0.0
         for result in results:
             same = result.schema.equals(schema)
+            # A query in a worker is stopped while it computes (no batch to check between).
+            result.stop_when(lambda: self._stopping.is_set() or context.is_cancelled())
             for batch in result:
                 if not same:
                     batch = _conform_batch(batch, schema)

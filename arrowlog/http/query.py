@@ -11,10 +11,14 @@ truncated response (and JSON as unparsable), never as a complete one.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Iterator
-from typing import Any
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
@@ -26,6 +30,8 @@ from arrowlog.http.body import read_body
 from arrowlog.http.deps import LogDep, SettingsDep
 from arrowlog.http.errors import NotAcceptable, UnsupportedMediaType, describe_errors
 from arrowlog.http.models import ErrorResponse, QueryRequest
+from arrowlog.query import QueryResult
+from arrowlog.workers import planning_stop
 
 __all__ = ["MEDIA_TYPES", "negotiate", "router"]
 
@@ -48,6 +54,9 @@ _ACCEPT: dict[str, Format] = {
 }
 
 router = APIRouter(tags=["query"])
+
+_DISCONNECT_POLL = 0.25  # seconds between checks that the client is still there
+T = TypeVar("T")
 
 
 @router.post(
@@ -111,12 +120,55 @@ async def query(request: Request, log: LogDep, settings: SettingsDep) -> Streami
     """
     fmt = negotiate(request.headers.get("accept"))
     body = await _query_request(request, settings.max_body_bytes)
-    result = await run_in_threadpool(log.sql, body.sql, engine=body.engine)
+    gone = threading.Event()  # set when the client has left: the query is stopped
+    # Seen by a query worker pool (copied into the thread with the context): a query
+    # waiting for a worker, or being planned, stops when the client leaves.
+    token = planning_stop.set(gone.is_set)
+    try:
+        result = await _while_connected(
+            request, gone, functools.partial(log.sql, body.sql, engine=body.engine)
+        )
+    finally:
+        planning_stop.reset(token)
+    result.stop_when(gone.is_set)
     chunks = encode(fmt, result.schema, result)
     # Plan, execute and encode up to the first batch before answering: errors found so far
     # still get their status code.
-    first = await run_in_threadpool(next, chunks)
-    return StreamingResponse(_rest(first, chunks), media_type=MEDIA_TYPES[fmt])
+    try:
+        first = await _while_connected(request, gone, functools.partial(next, chunks))
+    except BaseException:
+        result.close()
+        raise
+    return StreamingResponse(_stream(first, chunks, result), media_type=MEDIA_TYPES[fmt])
+
+
+async def _while_connected(request: Request, gone: threading.Event, call: Callable[[], T]) -> T:
+    """``call()`` in a worker thread, setting ``gone`` if the client leaves meanwhile."""
+    pending = asyncio.ensure_future(run_in_threadpool(call))
+    while True:
+        done, _ = await asyncio.wait({pending}, timeout=_DISCONNECT_POLL)
+        if done:
+            return pending.result()
+        if not gone.is_set() and await request.is_disconnected():
+            gone.set()  # the thread's wait for the query ends within a moment
+
+
+async def _stream(
+    first: bytes, chunks: Iterator[bytes], result: QueryResult
+) -> AsyncIterator[bytes]:
+    # Starlette cancels the response's task when the client disconnects. The wait for the
+    # next chunk is abandoned then (the thread may be waiting for a query that computes
+    # for minutes), and closing the result stops the query: the thread ends soon after.
+    rest = _rest(chunks)
+    try:
+        yield first
+        while True:
+            chunk = await anyio.to_thread.run_sync(next, rest, None, abandon_on_cancel=True)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        result.close()
 
 
 async def _query_request(request: Request, limit: int) -> QueryRequest:
@@ -144,9 +196,8 @@ def json_media_type(content_type: str | None) -> None:
     )
 
 
-def _rest(first: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    # A sync generator: Starlette pulls it in a worker thread, chunk by chunk.
-    yield first
+def _rest(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    # Pulled in a worker thread, chunk by chunk.
     try:
         yield from chunks
     except ArrowlogError as e:

@@ -5,7 +5,7 @@ Shared by the CLI (``arrowlog query --format``) and the HTTP API (``POST /v1/que
 and ±inf as null (JSON has no spelling for them), decimals as strings, binary as hex.
 
 Every encoder is a generator of chunks, one per batch, and never holds more than one
-batch: results stream (DESIGN §1). The first chunk carries what precedes the rows (the
+batch: results stream. The first chunk carries what precedes the rows (the
 CSV header, the IPC schema, the JSON object's opening), so a caller can produce it before
 committing to a response and still report a failure properly.
 """

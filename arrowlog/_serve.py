@@ -201,7 +201,7 @@ class ArrowlogServer:
                 self.settings.shutdown_timeout,
             )
         if self.log is not None:
-            self.log.close()  # flushes every buffer (DESIGN §3: serve flushes on SIGTERM)
+            self.log.close()  # flushes every buffer (serve flushes on SIGTERM)
             logger.info("closed %s", self.log.path)
         self._flight = self._http = self._http_thread = self._app = None
 

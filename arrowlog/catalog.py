@@ -1,6 +1,6 @@
 """A stream's catalog: its Delta Lake table, and an in-memory index of the live segments.
 
-The Delta commit log is the single source of truth for which segments exist (DESIGN §5):
+The Delta commit log is the single source of truth for which segments exist:
 arrowlog never lists a table directory to find data, since a directory also holds files
 that a commit has removed or that a crashed flush never committed. Each flush is one
 atomic Delta commit that also records the stream's flushed-offset watermark as a Delta
@@ -321,7 +321,7 @@ class StreamCatalog:
         """Re-read the Delta log: (paths no longer live, segments newly live) vs the index.
 
         For a caller that does not know whether its last commit landed (the error may
-        have come after the commit was written): the log is the truth (DESIGN §5).
+        have come after the commit was written): the log is the truth.
         """
         try:
             live = self._live()

@@ -1,4 +1,4 @@
-"""The ``arrowlog`` command: a thin shell over the embedded API (DESIGN §3, STYLE "A thin CLI").
+"""The ``arrowlog`` command: a thin shell over the embedded API .
 
 Each command parses its options, builds ``Settings`` once, opens the data directory with
 ``arrowlog.open(settings=...)`` (or, with ``--server URL``, connects to a running server
@@ -88,7 +88,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except ArrowlogError as e:
-            # DESIGN §7: the message users read is the exception's message, unchanged.
+            # The message users read is the exception's message, unchanged.
             raise click.ClickException(str(e)) from e
 
 

@@ -351,7 +351,7 @@ class Log:
                 A partition another node writes raises ``NotPartitionOwner`` naming it.
 
         Returns:
-            the offsets the records got. Returned only after the WAL fsync (DESIGN §1).
+            the offsets the records got. Returned only after the WAL fsync.
 
         Raises:
             InvalidInput: bad name, empty batch, a type conflicting with the stream's schema
@@ -497,7 +497,7 @@ class Log:
         """Resume writing after a failed WAL write or fsync (the fault has cleared).
 
         The entries the failure took back were never acknowledged: they leave the buffers
-        and their offsets are handed out again, so offsets stay gap-free (DESIGN §1). A
+        and their offsets are handed out again, so offsets stay gap-free. A
         column such an entry added stays in the schema (nullable, no values).
         Called with the state lock held, so no append runs meanwhile.
         """

@@ -2,7 +2,7 @@
 
 Each stream is a table whose rows are its live segments plus a snapshot of its durable
 buffer, taken when the query is planned, so a query sees every record acknowledged before
-it started (DESIGN §1, read-your-writes).
+it started (read-your-writes).
 
 Segments are handed to the engine as a pyarrow dataset built from the catalog's live-file
 index, never from a directory listing. Each file fragment carries its offset and time
@@ -720,7 +720,7 @@ class QueryEngine:
 
 @dataclass(frozen=True)
 class _Limits:
-    """The query guards, and how their violations read (DESIGN §7: clear errors)."""
+    """The query guards, and how their violations read (clear errors)."""
 
     timeout: float
     memory_limit: int
@@ -944,7 +944,7 @@ def _plain_frame(df: DataFrame) -> DataFrame:
 
     The cast then runs in the engine's partition threads, beside the decode, instead of
     in the one thread reading the result: pyarrow's Utf8View -> utf8 cast of every batch
-    cost about as much as the whole scan on ``SELECT *`` (issue 8, py-spy), DataFusion's
+    cost about as much as the whole scan on ``SELECT *`` (measured with py-spy), DataFusion's
     costs little next to the decode. Returns ``df`` itself when a column cannot be named
     unambiguously (e.g. two ``x`` from a join); ``_cast_batch`` casts those batches.
     """
@@ -968,7 +968,7 @@ def _plain_frame(df: DataFrame) -> DataFrame:
 
 
 def _translate(e: Exception) -> ArrowlogError:
-    """Turn an engine error into ours, keeping the engine's message (DESIGN §7)."""
+    """Turn an engine error into ours, keeping the engine's message."""
     message = str(e).strip()
     if m := _REFUSED.search(message):
         return ReadOnlyQuery(

@@ -1,6 +1,6 @@
 """Ingest: turn whatever a producer sends into one Arrow table in the stream's schema.
 
-This is the first room of the data flow (DESIGN §1): ``log.append(stream, data)`` calls
+This is the first room of the data flow: ``log.append(stream, data)`` calls
 
     to_table(data)                     any Arrow-ish input -> one pa.Table
     normalize(table, ...)              types Delta Lake/Parquet can store, UTF-8, size limits
@@ -9,7 +9,7 @@ This is the first room of the data flow (DESIGN §1): ``log.append(stream, data)
     with_offsets(table, first)         under the log's lock, once offsets are known
 
 Everything here is a pure function over pyarrow: no I/O, no threads, no per-row Python on
-the accepting path. A rejected batch is rejected whole (DESIGN §1) with an ``InvalidInput``
+the accepting path. A rejected batch is rejected whole with an ``InvalidInput``
 that names the column and, for conflicts, both types.
 
 Schema evolution: new columns are appended as nullable; a batch may widen its own values
@@ -105,7 +105,7 @@ def validate_stream_name(name: object) -> str:
     """Check a stream name before it becomes a table name and a directory.
 
     The name ends up in a file system path and in SQL, so only ``[A-Za-z_][A-Za-z0-9_]*``
-    up to 128 characters is allowed (DESIGN §4): no separators, dots, NULs or look-alike
+    up to 128 characters is allowed: no separators, dots, NULs or look-alike
     unicode letters can slip through.
 
     Args:

@@ -14,13 +14,13 @@ Arrow requires (no copies, no alignment warnings).
 The small trailer sits after the IPC bytes so the checksum of the (large) IPC part can be
 computed before the writer takes the log's lock: only the trailer is checksummed under it.
 
-Group commit (DESIGN §1): ``write`` only hands bytes to the OS; ``sync(seq)`` makes them
+Group commit: ``write`` only hands bytes to the OS; ``sync(seq)`` makes them
 durable. The first waiter whose entry is not yet durable becomes the leader and fsyncs;
 everyone whose entry was written before that fsync started is released by it. Writers that
 arrive during an fsync wait for the next one, so concurrent writers share fsyncs and
 throughput grows with concurrency.
 
-Failures (DESIGN §1, issue 7): when a write or an fsync fails, no entry that was not yet
+Failures: when a write or an fsync fails, no entry that was not yet
 durable is acknowledged: every waiter for one gets ``StorageError``, and the log refuses
 writes (``broken``) until ``repair`` succeeds. After a failed fsync the kernel may have
 dropped the dirty pages and will not report it again, so the bytes after the last good
@@ -411,8 +411,8 @@ class WriteAheadLog:
     def release(self, below_seq: int) -> int:
         """Delete WAL files whose every entry has a seq below ``below_seq``.
 
-        The caller guarantees those entries are in segments the catalog lists (DESIGN §1:
-        WAL space is reclaimed only after that). Returns the number of files deleted.
+        The caller guarantees those entries are in segments the catalog lists (WAL space
+        is reclaimed only after that). Returns the number of files deleted.
         """
         with self._cond:
             removable = []

@@ -181,7 +181,7 @@ def _document(
         by_bench.setdefault(r["bench"], []).append({k: v for k, v in r.items() if k != "machine"})
     argv = ["python", "-m", "benchmarks", *(sys.argv[1:] if sys.argv[1:] else [])]
     return {
-        "suite": "arrowlog benchmarks (issue 8)",
+        "suite": "arrowlog benchmarks",
         "command": shlex.join(argv),
         "run_id": h.RUN_ID,
         "started": started.isoformat(timespec="seconds"),

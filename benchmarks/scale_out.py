@@ -1,4 +1,4 @@
-"""Scale-out figures (issue 9): the query set on S3 vs local disk, and two nodes' ingest vs one.
+"""Scale-out figures: the query set on S3 vs local disk, and two nodes' ingest vs one.
 
 ``python -m benchmarks.scale_out [--rows N] [--seconds S]``
 

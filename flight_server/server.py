@@ -1,7 +1,7 @@
 """arrowlog over Arrow Flight: Flight SQL for SQL clients, plain Flight verbs for the rest.
 
 One :class:`ArrowlogFlightServer` serves one :class:`arrowlog.Log`. Every handler decodes
-the request, calls one ``Log`` method and encodes the answer (STYLE §2); Flight SQL
+the request, calls one ``Log`` method and encodes the answer; Flight SQL
 messages come from :mod:`flight_server.sql_protocol`, errors go through the one mapping in
 :mod:`flight_server.errors`, credentials through :mod:`flight_server.auth`.
 
@@ -621,7 +621,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
                 continue
             result = self._log.append(stream, batch)
             appended += 1
-            # Acknowledged only now, after the WAL fsync (DESIGN §1).
+            # Acknowledged only now, after the WAL fsync.
             try:
                 writer.write(pa.py_buffer(json.dumps(dataclasses.asdict(result)).encode()))
             except OSError:

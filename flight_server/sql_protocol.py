@@ -1097,7 +1097,7 @@ def decode_prepared_handle(
 def encode_statement_ticket(sql: str, params: pa.RecordBatch | pa.Table | None = None) -> bytes:
     """A DoGet ticket for a statement: packed ``TicketStatementQuery`` with a stateless handle.
 
-    The ticket can be redeemed any number of times, on any server (DESIGN §1: results are
+    The ticket can be redeemed any number of times, on any server (results are
     streamed; a retried DoGet simply runs the query again).
 
     Example: ``flight.Ticket(encode_statement_ticket("SELECT 1"))``

@@ -2,7 +2,7 @@
 
 The route only decodes (``arrowlog.http.body``) and hands the whole body to
 ``Log.append`` as one batch, so a request is accepted or rejected whole: a rejected
-request changes nothing (DESIGN §1). The answer is sent after ``Log.append`` returns, i.e.
+request changes nothing. The answer is sent after ``Log.append`` returns, i.e.
 after the WAL fsync. Reading the body is async; decoding and appending run in a worker
 thread.
 """

@@ -3,7 +3,7 @@
 The query is planned, and its first batch encoded, before the answer starts: bad SQL,
 an unknown stream, a read-only violation or a format that cannot hold the result get a
 proper status (400/404/403/400). After that the answer streams one encoded batch at a
-time (DESIGN §1: never a whole result in memory); each batch is pulled from the engine in
+time (never a whole result in memory); each batch is pulled from the engine in
 a worker thread, never on the event loop. An error after the first batch can only cut
 the answer short: the connection is closed mid-body, which every client sees as a
 truncated response (and JSON as unparsable), never as a complete one.

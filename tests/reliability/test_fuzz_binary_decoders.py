@@ -74,6 +74,7 @@ from flight_server.server import (
     _stream_from_body,
 )
 from tests.conftest import REPO_ROOT
+from tests.reliability._mutations import mutate_text
 
 CASES = int(os.environ.get("ARROWLOG_FUZZ_CASES", "300"))
 SLOW_CASES = 100 * CASES
@@ -545,20 +546,7 @@ CSV_TOKENS = [
 
 
 def mutate_csv(data: bytes, rng: random.Random) -> bytes:
-    d = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        at = rng.randint(0, len(d))
-        op = rng.randrange(5)
-        if op == 0 and d:
-            d[min(at, len(d) - 1)] = rng.randrange(256)
-        elif op in (1, 2):
-            d[at:at] = rng.choice(CSV_TOKENS)
-        elif op == 3:
-            del d[at : at + rng.randint(1, 16)]
-        else:
-            end = min(len(d), at + rng.randint(1, 64))
-            d[end:end] = d[at:end]
-    return bytes(d)
+    return mutate_text(data, rng, CSV_TOKENS)
 
 
 def csv_case(rng: random.Random) -> tuple[bytes, int]:

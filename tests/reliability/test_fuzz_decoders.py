@@ -42,6 +42,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO_ROOT
+from tests.reliability._mutations import mutate_text
 
 CASES = int(os.environ.get("ARROWLOG_FUZZ_CASES", "300"))
 SLOW_CASES = 20 * CASES
@@ -197,30 +198,7 @@ def corpus(rng: random.Random) -> bytes:
 
 
 def mutate(body: bytes, rng: random.Random) -> bytes:
-    data = bytearray(body)
-    for _ in range(rng.randint(1, 4)):
-        at = rng.randint(0, len(data))
-        op = rng.randrange(8)
-        if op == 0 and data:
-            data[min(at, len(data) - 1)] = rng.randrange(256)
-        elif op in (1, 2):
-            data[at:at] = rng.choice(TOKENS)
-        elif op == 3:
-            del data[at : at + rng.randint(1, 16)]
-        elif op == 4:
-            end = min(len(data), at + rng.randint(1, 64))
-            data[end:end] = data[at:end]
-        elif op == 5:
-            del data[at:]
-        elif op == 6:
-            lines = bytes(data).split(b"\n")
-            lines[rng.randrange(len(lines))] = rng.choice(TOKENS)
-            data = bytearray(b"\n".join(lines))
-        else:
-            lines = bytes(data).split(b"\n")
-            rng.shuffle(lines)
-            data = bytearray(b"\n".join(lines))
-    return bytes(data)
+    return mutate_text(body, rng, TOKENS, line_ops=True)
 
 
 def run_mutations(decoder: Decoder, cases: int, seed: int) -> None:

@@ -155,9 +155,10 @@ def diff(expected: pa.Table, actual: pa.Table, modes: list[Any], ordered: bool) 
     bad = [i for i, (x, y) in enumerate(zip(exp, act, strict=True)) if not _rows_equal(x, y, modes)]
     if not bad:
         return None
-    lines.append(f"{len(bad)} of {len(exp)} rows differ ({'in order' if ordered else 'as multisets'})")
+    lines.append(
+        f"{len(bad)} of {len(exp)} rows differ ({'in order' if ordered else 'as multisets'})"
+    )
     for i in bad[:5]:
         lines.append(f"  row {i}: expected {show(exp[i])}")
         lines.append(f"  row {i}:   actual {show(act[i])}")
     return "\n".join(lines)
-

@@ -103,10 +103,18 @@ HOSTILE_FLOATS = [
 HOSTILE_INTS = [I64_MIN, I64_MAX, I64_MIN + 1, I64_MAX - 1, 0, -1, 1, 2**53 + 1]
 
 # Column names that need quoting (keywords, spaces, quotes, unicode, upper case).
-HOSTILE_NAMES = ["select", "s p", "x\"q", "\u00fcn\u00ef", "Val", "order", "a.b", "Group"]
+HOSTILE_NAMES = ["select", "s p", 'x"q', "\u00fcn\u00ef", "Val", "order", "a.b", "Group"]
 TIME_NAMES = ["ts", "ts", "ts", "timestamp", "@timestamp"]
-RESERVED_NAMES = {"_offset", "_ingested_at", "day", "_partition", "ts", "timestamp", "time",
-                  "@timestamp"}
+RESERVED_NAMES = {
+    "_offset",
+    "_ingested_at",
+    "day",
+    "_partition",
+    "ts",
+    "timestamp",
+    "time",
+    "@timestamp",
+}
 
 
 def arrow_type(kind: str, unit: str = TS_UNIT) -> pa.DataType:
@@ -163,7 +171,9 @@ class StreamData:
         """The pyarrow Table appended for ``batch`` (its own column order and types)."""
         return pa.table(
             {
-                name: pa.array(values, arrow_type(batch.send_as.get(name, self.kind(name)), self.unit))
+                name: pa.array(
+                    values, arrow_type(batch.send_as.get(name, self.kind(name)), self.unit)
+                )
                 for name, values in batch.values.items()
             }
         )
@@ -177,8 +187,10 @@ class StreamData:
 
     def oracle_table(self) -> pa.Table:
         """All appended rows in one table with the stream's columns plus ``_offset``."""
-        arrays = {c.name: pa.array(self.column_values(c.name), arrow_type(c.kind, self.unit))
-                  for c in self.columns}
+        arrays = {
+            c.name: pa.array(self.column_values(c.name), arrow_type(c.kind, self.unit))
+            for c in self.columns
+        }
         arrays["_offset"] = pa.array(range(self.num_rows), pa.int64())
         return pa.table(arrays)
 
@@ -192,8 +204,11 @@ class StreamData:
 
     def max_abs(self, name: str) -> float:
         """Largest magnitude in a numeric column (the scale of float tolerances)."""
-        finite = [abs(float(v)) for v in self.column_values(name)
-                  if v is not None and not (isinstance(v, float) and not math.isfinite(v))]
+        finite = [
+            abs(float(v))
+            for v in self.column_values(name)
+            if v is not None and not (isinstance(v, float) and not math.isfinite(v))
+        ]
         return max(finite, default=0.0)
 
 
@@ -246,7 +261,10 @@ def value_strategy(kind: str, unit: str = TS_UNIT) -> st.SearchStrategy[Any]:
         return st.lists(_nullable(st.integers(-3, 3)), max_size=3)
     if kind == "struct":
         return st.fixed_dictionaries(
-            {"a": _nullable(st.integers(-3, 3)), "b": _nullable(st.sampled_from(["", "x", "e\u0301"]))}
+            {
+                "a": _nullable(st.integers(-3, 3)),
+                "b": _nullable(st.sampled_from(["", "x", "e\u0301"])),
+            }
         )
     raise ValueError(kind)
 
@@ -254,8 +272,11 @@ def value_strategy(kind: str, unit: str = TS_UNIT) -> st.SearchStrategy[Any]:
 @st.composite
 def column_specs(draw: st.DrawFn, *, min_columns: int = 1, max_columns: int = 5) -> list[Column]:
     kinds = draw(
-        st.lists(st.sampled_from(SCALAR_KINDS + SCALAR_KINDS + NESTED_KINDS),
-                 min_size=min_columns, max_size=max_columns)
+        st.lists(
+            st.sampled_from(SCALAR_KINDS + SCALAR_KINDS + NESTED_KINDS),
+            min_size=min_columns,
+            max_size=max_columns,
+        )
     )
     columns: list[Column] = []
     taken: set[str] = set()
@@ -301,8 +322,12 @@ def streams(
     seen: list[Column] = []
     for b in range(n_batches):
         rows = draw(st.integers(1, max_rows))
-        present = [c for c in all_columns if c.name == time_column or (
-            first[c.name] <= b and (first[c.name] == b or draw(st.integers(0, 4)) > 0))]
+        present = [
+            c
+            for c in all_columns
+            if c.name == time_column
+            or (first[c.name] <= b and (first[c.name] == b or draw(st.integers(0, 4)) > 0))
+        ]
         if not [c for c in present if c.name != time_column] and cols:
             present.append(next(c for c in cols if first[c.name] <= b))
         present = draw(st.permutations(present))
@@ -314,10 +339,15 @@ def streams(
                 continue
             strategy = value_strategy(c.kind, unit)
             values[c.name] = draw(st.lists(_nullable(strategy), min_size=rows, max_size=rows))
-            if c.kind == "i64" and any(s.name == c.name for s in seen) and draw(st.integers(0, 3)) == 0:
+            if (
+                c.kind == "i64"
+                and any(s.name == c.name for s in seen)
+                and draw(st.integers(0, 3)) == 0
+            ):
                 # a later batch sends the column as int32: arrowlog widens it
-                values[c.name] = [None if v is None else max(I32_MIN, min(I32_MAX, v))
-                                  for v in values[c.name]]
+                values[c.name] = [
+                    None if v is None else max(I32_MIN, min(I32_MAX, v)) for v in values[c.name]
+                ]
                 send_as[c.name] = "i32"
             if c not in seen:
                 seen.append(c)
@@ -328,7 +358,9 @@ def streams(
         # One large append (> one 8192-row engine batch): tile a batch's rows.
         src = batches[-1]
         times = -(-9000 // src.num_rows)
-        batches.append(Batch({k: v * times for k, v in src.values.items()}, dict(src.send_as), times))
+        batches.append(
+            Batch({k: v * times for k, v in src.values.items()}, dict(src.send_as), times)
+        )
     order = [c for c in all_columns if c in seen]
     # Stream column order: order of first appearance across batches.
     appearance: list[Column] = []
@@ -341,7 +373,9 @@ def streams(
 
 
 @st.composite
-def join_partner(draw: st.DrawFn, a: StreamData, *, unit: str = TS_UNIT) -> tuple[StreamData, str] | None:
+def join_partner(
+    draw: st.DrawFn, a: StreamData, *, unit: str = TS_UNIT
+) -> tuple[StreamData, str] | None:
     """A second stream whose ``k`` column shares values with one int64/string column of ``a``."""
     keys = [c for c in a.columns if c.kind in ("i64", "str") and c.name != a.time_column]
     if not keys:
@@ -354,10 +388,14 @@ def join_partner(draw: st.DrawFn, a: StreamData, *, unit: str = TS_UNIT) -> tupl
     for _ in range(draw(st.integers(1, 2))):
         rows = draw(st.integers(1, 8))
         batches.append(
-            Batch({
-                "k": draw(st.lists(k_values, min_size=rows, max_size=rows)),
-                "w": draw(st.lists(_nullable(st.integers(-3, 3)), min_size=rows, max_size=rows)),
-            })
+            Batch(
+                {
+                    "k": draw(st.lists(k_values, min_size=rows, max_size=rows)),
+                    "w": draw(
+                        st.lists(_nullable(st.integers(-3, 3)), min_size=rows, max_size=rows)
+                    ),
+                }
+            )
         )
     b = StreamData([Column("k", key.kind), Column("w", "i64")], batches, None, unit)
     return b, key.name

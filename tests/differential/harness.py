@@ -180,8 +180,13 @@ def _write(case: Case, moment: str, step: Callable[..., Any], *args: Any) -> Non
     try:
         step(*args)
     except Exception as e:
-        d = Disagreement(moment, f"{getattr(step, '__name__', step)}", "", "",
-                         f"{type(e).__name__}: {str(e)[:600]}")
+        d = Disagreement(
+            moment,
+            f"{getattr(step, '__name__', step)}",
+            "",
+            "",
+            f"{type(e).__name__}: {str(e)[:600]}",
+        )
         raise WriteFailed(
             f"{getattr(step, '__name__', step)}({args[0]!r}) failed: {d.detail}\n\n"
             f"--- repro (the writes) ---\n{repro(case, d)}"
@@ -209,8 +214,12 @@ def _type_code(t: pa.DataType) -> str:
         inner = ", ".join(f"({f.name!r}, {_type_code(f.type)})" for f in t)
         return f"pa.struct([{inner}])"
     return {
-        pa.int64(): "pa.int64()", pa.int32(): "pa.int32()", pa.float64(): "pa.float64()",
-        pa.string(): "pa.string()", pa.bool_(): "pa.bool_()", pa.date32(): "pa.date32()",
+        pa.int64(): "pa.int64()",
+        pa.int32(): "pa.int32()",
+        pa.float64(): "pa.float64()",
+        pa.string(): "pa.string()",
+        pa.bool_(): "pa.bool_()",
+        pa.date32(): "pa.date32()",
     }[t]
 
 
@@ -284,6 +293,9 @@ def report(case: Case, outcome: Outcome) -> str:
         f"{first.detail}\n\n"
         f"--- minimal repro ---\n{repro(case, first)}\n"
         f"--- every disagreement ---\n"
-        + "\n".join(f"{d.moment} / {d.target}: {d.sql}\n{d.detail}" for d in outcome.disagreements[:10])
-        + "\n" + json.dumps({"stats": dict(STATS)})
+        + "\n".join(
+            f"{d.moment} / {d.target}: {d.sql}\n{d.detail}" for d in outcome.disagreements[:10]
+        )
+        + "\n"
+        + json.dumps({"stats": dict(STATS)})
     )

@@ -143,8 +143,23 @@ def order_key(expr: str, kind: str) -> str:
 
 # -- predicates ------------------------------------------------------------------------------
 
-REGEX_PATTERNS = ["^a", "b$", "^$", "[0-9]", "\u00e9", "e\u0301", "^.$", "a.b", "(?i)^a", "%",
-                  "_", "[[:alpha:]]", "^[^a]", "\u05d0", "x+"]
+REGEX_PATTERNS = [
+    "^a",
+    "b$",
+    "^$",
+    "[0-9]",
+    "\u00e9",
+    "e\u0301",
+    "^.$",
+    "a.b",
+    "(?i)^a",
+    "%",
+    "_",
+    "[[:alpha:]]",
+    "^[^a]",
+    "\u05d0",
+    "x+",
+]
 
 
 def _regex_escape(text: str) -> str:
@@ -198,7 +213,9 @@ def predicate(draw: st.DrawFn, s: StreamData, q: str | None = None, depth: int =
         c = col(s.time_column, q)
         if op == "between":
             lo, hi = min(t1, t2), max(t1, t2)
-            return lambda d: f"{c} BETWEEN {literal('ts', lo, d, unit)} AND {literal('ts', hi, d, unit)}"
+            return lambda d: (
+                f"{c} BETWEEN {literal('ts', lo, d, unit)} AND {literal('ts', hi, d, unit)}"
+            )
         return lambda d: f"{c} {op} {literal('ts', t1, d, unit)}"
     if what in ("cmp", "between"):
         c = draw(st.sampled_from(scalar))
@@ -214,8 +231,10 @@ def predicate(draw: st.DrawFn, s: StreamData, q: str | None = None, depth: int =
             if c.kind == "str":
                 v2 = v2.replace("\x00", "")
             neg = draw(st.booleans())
-            return lambda d: (f"{cc} {'NOT ' if neg else ''}BETWEEN {literal(lit_kind, v1, d, unit)} "
-                              f"AND {literal(lit_kind, v2, d, unit)}")
+            return lambda d: (
+                f"{cc} {'NOT ' if neg else ''}BETWEEN {literal(lit_kind, v1, d, unit)} "
+                f"AND {literal(lit_kind, v2, d, unit)}"
+            )
         op = draw(st.sampled_from(["=", "<>", "<", "<=", ">", ">="]))
         return lambda d: f"{cc} {op} {literal(lit_kind, v1, d, unit)}"
     strings = [c for c in s.columns if c.kind == "str"]
@@ -237,10 +256,14 @@ def predicate(draw: st.DrawFn, s: StreamData, q: str | None = None, depth: int =
         neg = draw(st.booleans())
         return lambda d: f"{cc} {'NOT ' if neg else ''}LIKE {sql_string(pattern)}"
     if what == "regex":
-        pattern = draw(st.one_of(
-            st.sampled_from(REGEX_PATTERNS),
-            st.sampled_from(values or ["a"]).map(lambda v: _regex_escape(v.replace("\x00", "")[:3])),
-        ))
+        pattern = draw(
+            st.one_of(
+                st.sampled_from(REGEX_PATTERNS),
+                st.sampled_from(values or ["a"]).map(
+                    lambda v: _regex_escape(v.replace("\x00", "")[:3])
+                ),
+            )
+        )
         return lambda d: regex(cc, pattern, d)
     # a string function in a condition
     needle = draw(st.sampled_from(["a", "b", "\u00e9", " ", "%"]))
@@ -283,17 +306,21 @@ def order_by(draw: st.DrawFn, s: StreamData, q: str | None = None) -> Render:
 @st.composite
 def string_expr(draw: st.DrawFn, c: str) -> str:
     i, k = draw(st.integers(0, 3)), draw(st.integers(0, 3))
-    return draw(st.sampled_from([
-        f"lower({c})",
-        f"character_length({c})",
-        f"substr({c}, {i + 1}, {k})",
-        f"{c} || '|'",
-        f"concat({c}, '\u00e9', {c})",
-        f"replace({c}, 'a', 'Z')",
-        f"strpos({c}, 'b')",
-        f"starts_with({c}, 'a')",
-        f"{c} LIKE '%a%'",
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                f"lower({c})",
+                f"character_length({c})",
+                f"substr({c}, {i + 1}, {k})",
+                f"{c} || '|'",
+                f"concat({c}, '\u00e9', {c})",
+                f"replace({c}, 'a', 'Z')",
+                f"strpos({c}, 'b')",
+                f"starts_with({c}, 'a')",
+                f"{c} LIKE '%a%'",
+            ]
+        )
+    )
 
 
 @st.composite
@@ -316,8 +343,13 @@ def select_query(draw: st.DrawFn, s: StreamData) -> Query:
     has_limit = ordered and draw(st.booleans())
     limit = f" LIMIT {draw(st.integers(0, s.num_rows + 1))}" if has_limit else ""
     items = ", ".join(f"{o} AS r{i}" for i, o in enumerate(outs))
-    return Query("select", lambda d: f"SELECT {items} FROM {{A}}{where(d)}{order(d)}{limit}",
-                 modes, ordered=ordered, has_limit=has_limit)
+    return Query(
+        "select",
+        lambda d: f"SELECT {items} FROM {{A}}{where(d)}{order(d)}{limit}",
+        modes,
+        ordered=ordered,
+        has_limit=has_limit,
+    )
 
 
 @st.composite
@@ -373,11 +405,20 @@ def group_query(draw: st.DrawFn, s: StreamData) -> Query:
     tail = ""
     if ordered:
         # Group keys are unique per row (up to -0.0 == 0.0, which + 0.0 folds): a total order.
-        parts = [f"{order_key(col(c.name), c.kind)} {draw(st.sampled_from(['ASC', 'DESC']))} "
-                 f"{draw(st.sampled_from(['NULLS FIRST', 'NULLS LAST']))}" for c in group]
+        parts = [
+            f"{order_key(col(c.name), c.kind)} {draw(st.sampled_from(['ASC', 'DESC']))} "
+            f"{draw(st.sampled_from(['NULLS FIRST', 'NULLS LAST']))}"
+            for c in group
+        ]
         tail = f" ORDER BY {', '.join(parts)} LIMIT {draw(st.integers(0, 20))}"
-    return Query("group", lambda d: f"SELECT {items} FROM {{A}}{where(d)}{group_by}{tail}",
-                 modes, ordered=ordered, has_limit=ordered, int64_columns=int64_cols)
+    return Query(
+        "group",
+        lambda d: f"SELECT {items} FROM {{A}}{where(d)}{group_by}{tail}",
+        modes,
+        ordered=ordered,
+        has_limit=ordered,
+        int64_columns=int64_cols,
+    )
 
 
 @st.composite
@@ -428,15 +469,21 @@ def join_query(draw: st.DrawFn, a: StreamData, b: StreamData, key: str) -> Query
     left = draw(st.booleans())
     join = "LEFT JOIN" if left else "JOIN"
     a_cols = draw(st.lists(st.sampled_from([c for c in a.columns]), max_size=2))
-    outs = [col("_offset", "a"), col("_offset", "b"), col("w", "b"),
-            *[col(c.name, "a") for c in a_cols]]
+    outs = [
+        col("_offset", "a"),
+        col("_offset", "b"),
+        col("w", "b"),
+        *[col(c.name, "a") for c in a_cols],
+    ]
     modes = [EXACT] * len(outs)
     where = draw(maybe_where(a, "a"))
     ordered = draw(st.booleans())
     tail = ""
     if ordered:
-        tail = (f" ORDER BY {col('_offset', 'a')} ASC, {col('_offset', 'b')} ASC NULLS FIRST"
-                f" LIMIT {draw(st.integers(0, 50))}")
+        tail = (
+            f" ORDER BY {col('_offset', 'a')} ASC, {col('_offset', 'b')} ASC NULLS FIRST"
+            f" LIMIT {draw(st.integers(0, 50))}"
+        )
     items = ", ".join(f"{o} AS r{i}" for i, o in enumerate(outs))
     on = f"{col(key, 'a')} = {col('k', 'b')}"
     return Query(

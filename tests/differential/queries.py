@@ -45,6 +45,7 @@ from tests.differential.data import (
     day_ticks,
     value_strategy,
 )
+from tests.differential.known import avoid
 
 Render = Callable[[str], str]  # dialect -> SQL text (with {A} / {B} table placeholders)
 
@@ -368,7 +369,9 @@ def group_query(draw: st.DrawFn, s: StreamData) -> Query:
         c = draw(st.sampled_from(s.columns))
         options = ["count_star", "count"]
         if c.kind in SCALAR_KINDS:
-            options += ["min", "max", "count_distinct"]
+            options += ["count_distinct"]
+            if not (group and c.kind == "f64" and avoid("datafusion_grouped_float_minmax")):
+                options += ["min", "max"]
         if c.kind in NUMERIC_KINDS:
             options += ["sum", "avg", "sum", "avg"]
         agg = draw(st.sampled_from(options))

@@ -37,11 +37,7 @@ import io
 import json
 import os
 import random
-import select
 import struct
-import subprocess
-import sys
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -73,8 +69,8 @@ from flight_server.server import (
     _set_session_options,
     _stream_from_body,
 )
-from tests.conftest import REPO_ROOT
 from tests.reliability._mutations import mutate_text
+from tests.reliability._worker_process import WorkerProcess
 
 CASES = int(os.environ.get("ARROWLOG_FUZZ_CASES", "300"))
 SLOW_CASES = 100 * CASES
@@ -95,65 +91,19 @@ class Worker:
     """``_fuzz_worker`` in a subprocess, restarted when it dies or hangs."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.cases: Counter[str] = Counter()
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the worker's; close() closes it
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [os.environ.get("PYTHONPATH"), str(REPO_ROOT)])
-            ),
-        }
-        self.stderr.seek(0)
-        self.stderr.truncate()
-        return subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "-m", "tests.reliability._fuzz_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            env=env,
-            cwd=REPO_ROOT,
+        self.process = WorkerProcess(
+            ["-m", "tests.reliability._fuzz_worker"], hang_seconds=HANG_SECONDS
         )
-
-    def _where(self) -> str:
-        """Where the worker died: the innermost frames faulthandler wrote."""
-        self.stderr.seek(0)
-        lines = self.stderr.read().decode(errors="replace").splitlines()
-        frames = [line.strip() for line in lines if line.strip().startswith("File ")]
-        return " <- ".join(f.split("/")[-1] for f in frames[:3])
+        self.cases: Counter[str] = Counter()
 
     def run(self, kind: int, body: bytes, flags: int = 0) -> str:
-        """The worker's answer, ``crash <exit code>`` or ``hang``."""
-        if self.process is None or self.process.poll() is not None:
-            self.process = self._start()
-        p = self.process
-        assert p.stdin is not None and p.stdout is not None
+        """The worker's answer, ``crash <exit code> in <frames>`` or ``hang``."""
         self.cases[KIND_NAMES[kind]] += 1
-        try:
-            p.stdin.write(struct.pack(">BBI", kind, flags, len(body)) + body)
-            p.stdin.flush()
-            ready, _, _ = select.select([p.stdout], [], [], HANG_SECONDS)
-            line = p.stdout.readline() if ready else None
-        except BrokenPipeError:
-            line = b""
-        if line is None:
-            p.kill()
-            p.wait()
-            self.process = None
-            return "hang"
-        if not line:
-            code = p.wait(timeout=30)
-            self.process = None
-            return f"crash {code} in {self._where()}"
-        return line.decode().strip()
+        answer = self.process.request(struct.pack(">BBI", kind, flags, len(body)) + body)
+        return f"{answer} in {self.process.where()}" if answer.startswith("crash") else answer
 
     def close(self) -> None:
-        if self.process is not None:
-            self.process.stdin.close()  # type: ignore[union-attr]
-            self.process.wait(timeout=30)
-        self.stderr.close()
+        self.process.close()
 
 
 @pytest.fixture(scope="module")

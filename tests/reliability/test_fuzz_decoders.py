@@ -32,8 +32,6 @@ import json
 import os
 import random
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -41,8 +39,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REPO_ROOT
 from tests.reliability._mutations import mutate_text
+from tests.reliability._worker_process import WorkerProcess
 
 CASES = int(os.environ.get("ARROWLOG_FUZZ_CASES", "300"))
 SLOW_CASES = 20 * CASES
@@ -86,49 +84,18 @@ class Decoder:
     """``decode_body`` in a worker process that is restarted when it dies."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
+        self.worker = WorkerProcess(["-c", WORKER])
         self.cases = 0
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [os.environ.get("PYTHONPATH"), str(REPO_ROOT)])
-            ),
-        }
-        return subprocess.Popen(
-            [sys.executable, "-c", WORKER],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            cwd=REPO_ROOT,
-        )
 
     def decode(self, body: bytes, kind: str, *, gz: bool = False, block: int = 0) -> str:
         """The worker's answer, or ``crash <exit code>`` if decoding killed it."""
-        if self.process is None or self.process.poll() is not None:
-            self.process = self._start()
-        assert self.process.stdin is not None and self.process.stdout is not None
         self.cases += 1
         payload = gzip.compress(body) if gz else body
         frame = struct.pack(">BBII", KINDS.index(kind), gz, block, len(payload)) + payload
-        try:
-            self.process.stdin.write(frame)
-            self.process.stdin.flush()
-            line = self.process.stdout.readline()
-        except BrokenPipeError:
-            line = b""
-        if not line:
-            code = self.process.wait(timeout=30)
-            self.process = None
-            return f"crash {code}"
-        return line.decode().strip()
+        return self.worker.request(frame)
 
     def close(self) -> None:
-        if self.process is not None:
-            self.process.stdin.close()  # type: ignore[union-attr]
-            self.process.wait(timeout=30)
+        self.worker.close()
 
 
 @pytest.fixture(scope="module")

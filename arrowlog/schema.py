@@ -1224,12 +1224,14 @@ def merge_schemas(a: pa.Schema, b: pa.Schema) -> pa.Schema:
 
 
 def _wider(name: str, x: pa.DataType, y: pa.DataType) -> pa.DataType:
+    # Numbers meet where a column widens on append (``_numeric_wider``, used by ``_fit``).
+    numeric = _numeric_wider(x, y)
+    if numeric is not None:
+        return numeric
     if x == y or _can_widen(y, x) or _is_untyped(y):
         return x
     if _can_widen(x, y) or _is_untyped(x):
         return y
-    if _can_widen(x, pa.float64()) and _can_widen(y, pa.float64()):
-        return pa.float64()
     raise InvalidInput(f"column {name!r} has type {x} in one schema and {y} in the other")
 
 

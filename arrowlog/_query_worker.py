@@ -178,7 +178,7 @@ class _Worker:
 
     def _resolve(self, name: str) -> Any:
         """The parent's snapshot of stream ``name``, rebuilt here with the cached parts."""
-        from arrowlog.query import TableSnapshot
+        from arrowlog.snapshot import TableSnapshot
 
         self.resolves += 1
         ask = self.resolves

@@ -49,8 +49,7 @@ from arrowlog.lease import (
     plan_claims,
     plan_releases,
 )
-from arrowlog.query import conform
-from arrowlog.schema import OFFSET, STREAM_PARTITION, with_offsets
+from arrowlog.schema import OFFSET, STREAM_PARTITION, conform, with_offsets
 from arrowlog.segments import prepare_segment, write_segment_files
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 
 from arrowlog.catalog import SegmentInfo
-from arrowlog.query import TableSnapshot, build_dataset
+from arrowlog.snapshot import TableSnapshot, build_dataset
 
 __all__ = [
     "CompactionResult",

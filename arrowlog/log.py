@@ -55,16 +55,7 @@ from arrowlog.errors import (
     Unavailable,
 )
 from arrowlog.metrics import LogGauges, Metrics, StreamGauges
-from arrowlog.query import (
-    Engine,
-    Params,
-    QueryEngine,
-    QueryResult,
-    TableSnapshot,
-    _buffer_table,
-    build_dataset,
-    conform,
-)
+from arrowlog.query import Engine, Params, QueryEngine, QueryResult
 from arrowlog.schema import (
     INGESTED_AT,
     OFFSET,
@@ -72,6 +63,7 @@ from arrowlog.schema import (
     TIME_TYPE,
     choose_time_column,
     coerce,
+    conform,
     merge_schemas,
     normalize,
     system_schema,
@@ -80,6 +72,7 @@ from arrowlog.schema import (
     with_offsets,
 )
 from arrowlog.segments import SegmentFile, prepare_segment, write_segment_files
+from arrowlog.snapshot import TableSnapshot, buffer_table, build_dataset
 from arrowlog.storage import Storage
 from arrowlog.tails import (
     CHUNK_ROWS,
@@ -934,7 +927,7 @@ class Log:
             with s.flush_lock:  # no commit between reading the version and the buffer
                 version = s.catalog.version
                 snap = self._snapshot(name)
-            buffer = _buffer_table(snap)
+            buffer = buffer_table(snap)
             sources[name] = DeltaSource(
                 s.catalog.uri, version=version, buffer=buffer if buffer.num_rows else None
             )

@@ -40,19 +40,15 @@ import logging
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from datafusion import DataFrame, RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
 from datafusion import catalog as df_catalog
 
-from arrowlog.catalog import SegmentInfo
 from arrowlog.errors import (
     ArrowlogError,
     InvalidInput,
@@ -61,138 +57,18 @@ from arrowlog.errors import (
     StreamNotFound,
 )
 from arrowlog.schema import OFFSET
-from arrowlog.storage import Storage
+from arrowlog.snapshot import TableSnapshot, buffer_table, build_dataset, live_paths
 
 if TYPE_CHECKING:
     import pandas
     import polars
 
-__all__ = ["Engine", "QueryEngine", "QueryResult", "TableSnapshot", "build_dataset"]
+__all__ = ["Engine", "QueryEngine", "QueryResult"]
 
 logger = logging.getLogger(__name__)
 
 Engine = Literal["datafusion", "duckdb", "daft-ray"]
 Params = Sequence[Any] | Mapping[str, Any] | None
-
-_LOCAL_FS = pafs.LocalFileSystem()
-_PARQUET = ds.ParquetFileFormat(
-    default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True)
-)
-
-
-@dataclass(frozen=True)
-class TableSnapshot:
-    """What one query sees of a stream: its schema, live segments and durable buffer."""
-
-    name: str
-    schema: pa.Schema  # user columns + system columns
-    time_column: str
-    segments: list[SegmentInfo]
-    buffer: list[pa.Table] = field(default_factory=list)
-    # Identifies this exact segment list (StreamCatalog.cache_key) so the fragments built
-    # for it can be reused by the next query; None disables caching.
-    segments_key: tuple[str, int, int] | None = None
-    # Where the segment files are (None: local paths).
-    storage: Storage | None = None
-    # One id per table of ``buffer`` (its WAL sequence number), so a query worker that
-    # already holds a buffered table is not sent it again (``arrowlog.workers``).
-    buffer_ids: tuple[int, ...] = ()
-
-    @property
-    def filesystem(self) -> pafs.FileSystem:
-        return _LOCAL_FS if self.storage is None else self.storage.filesystem
-
-
-def build_dataset(snap: TableSnapshot) -> ds.Dataset:
-    """A dataset over the snapshot: segment fragments (with pruning guarantees) plus buffer.
-
-    It always holds one fragment that no filter can prune (an empty in-memory Parquet
-    file): a scan whose fragments were all pruned would otherwise have no partitions, and
-    DataFusion rejects such a plan under ORDER BY.
-    """
-    fragments = [_PARQUET.make_fragment(_EMPTY_PARQUET), *_segment_fragments(snap)]
-    segments = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, snap.filesystem)
-    buffer = _buffer_table(snap)
-    if not buffer.num_rows:
-        return segments
-    return ds.UnionDataset(snap.schema, [segments, ds.InMemoryDataset(buffer)])
-
-
-def _buffer_table(snap: TableSnapshot) -> pa.Table:
-    """The snapshot's buffered records in the snapshot's schema.
-
-    Never without a batch (an empty one if nothing is buffered): an engine given a table
-    with no batches at all plans a scan with no partitions.
-    """
-    batches = [b for t in snap.buffer for b in conform(t, snap.schema).to_batches()]
-    return pa.Table.from_batches(batches or [_empty_batch(snap.schema)], schema=snap.schema)
-
-
-def _empty_parquet() -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table({OFFSET: pa.array([], pa.int64())}), sink)
-    return sink.getvalue()
-
-
-_EMPTY_PARQUET = _empty_parquet()
-
-
-# The most a time column's true maximum can exceed its Delta statistic, in its unit.
-_MS_TRUNCATION = {"s": 0, "ms": 0, "us": 999, "ns": 999_999}
-_FRAGMENTS: OrderedDict[tuple, list[ds.Fragment]] = OrderedDict()
-_FRAGMENTS_LOCK = threading.Lock()
-_FRAGMENT_CACHE_SIZE = 256
-
-
-def _segment_fragments(snap: TableSnapshot) -> list[ds.Fragment]:
-    """Fragments for the snapshot's segments, reused while the segment set is unchanged.
-
-    Building a fragment and its guarantee costs tens of microseconds; with 10,000
-    segments that would dominate planning if redone for every query.
-    """
-    if snap.segments_key is None:
-        return [_fragment(seg, snap) for seg in snap.segments]
-    key = (*snap.segments_key, snap.time_column, id(snap.filesystem))
-    with _FRAGMENTS_LOCK:
-        cached = _FRAGMENTS.get(key)
-        if cached is not None:
-            _FRAGMENTS.move_to_end(key)
-            return cached
-    built = [_fragment(seg, snap) for seg in snap.segments]
-    with _FRAGMENTS_LOCK:
-        _FRAGMENTS[key] = built
-        while len(_FRAGMENTS) > _FRAGMENT_CACHE_SIZE:
-            _FRAGMENTS.popitem(last=False)
-    return built
-
-
-def _fragment(seg: SegmentInfo, snap: TableSnapshot) -> ds.Fragment:
-    path = seg.path if snap.storage is None else snap.storage.fs_path(seg.path)
-    return _PARQUET.make_fragment(path, snap.filesystem, partition_expression=_guarantee(seg, snap))
-
-
-def _guarantee(seg: SegmentInfo, snap: TableSnapshot) -> ds.Expression:
-    """What is true of every row of a segment: the engine skips it when a filter contradicts."""
-    expr = ds.scalar(True)
-    if seg.min_offset is not None and seg.max_offset is not None:
-        expr = expr & (ds.field(OFFSET) >= seg.min_offset) & (ds.field(OFFSET) <= seg.max_offset)
-    time = ds.field(snap.time_column)
-    if seg.min_time is None or seg.max_time is None:
-        # No time statistics: every time is null (then say so), or nothing is known.
-        if seg.time_nulls is not None and seg.time_nulls == seg.rows:
-            expr = expr & time.is_null()
-    else:
-        t = snap.schema.field(snap.time_column).type
-        # Delta keeps timestamp statistics truncated to milliseconds: the true maximum can
-        # lie up to 1 ms less one unit of the column above the recorded one (999 µs, or
-        # 999,999 ns); the minimum is truncated down: safe. Without widening, a filter like
-        # ts > x.9995 would skip a file with a matching row.
-        top = pa.scalar(seg.max_time, t).value + _MS_TRUNCATION[t.unit]
-        in_range = (time >= pa.scalar(seg.min_time, t)) & (time <= pa.scalar(top, t))
-        # A row without a time lies in no range: a file that may hold one must stay
-        # visible to "ts IS NULL" (the range alone would tell the engine it has none).
-        expr = expr & (in_range if seg.time_nulls == 0 else in_range | time.is_null())
-    return expr
 
 
 # Above this many files after pruning, one native scan per file plans too slowly; the
@@ -233,21 +109,6 @@ def _ordered(plan: Any) -> bool:
         if kind not in _ORDER_KEEPING_NODES or len(inputs) != 1:
             return False
         node = inputs[0]
-
-
-def _empty_batch(schema: pa.Schema) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
-
-
-def _prune(snap: TableSnapshot, expr: ds.Expression | None) -> list[str]:
-    """Paths of the snapshot's segments whose guarantees do not contradict ``expr``."""
-    fragments = _segment_fragments(snap)
-    if expr is not None:
-        dataset = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, snap.filesystem)
-        fragments = list(dataset.get_fragments(filter=expr))
-    if snap.storage is None:
-        return [f.path for f in fragments]
-    return [snap.storage.uri(f.path) for f in fragments]
 
 
 def _scan_filters(
@@ -318,21 +179,6 @@ def _to_arrow(expr: Any, usable: dict[str, pa.DataType]) -> ds.Expression | None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         return None
     return getattr(ds.field(column), _COMPARISONS[op])(scalar)
-
-
-def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Reorder ``table`` to ``schema``, adding null columns the table predates and casting
-    columns written before their type widened (int64 -> double: exact, checked on append)."""
-    if table.schema.equals(schema):
-        return table
-    columns = []
-    for f in schema:
-        if f.name not in table.column_names:
-            columns.append(pa.nulls(table.num_rows, f.type))
-            continue
-        column = table.column(f.name)
-        columns.append(column if column.type == f.type else column.cast(f.type))
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 class QueryResult:
@@ -613,14 +459,14 @@ class QueryEngine:
             if snap.storage is not None and id(snap.storage) not in registered:
                 snap.storage.register(ctx)
                 registered.add(id(snap.storage))
-            files = _prune(snap, filters.get(name))
+            files = live_paths(snap, filters.get(name))
             if len(files) > _NATIVE_MAX_FILES:
                 return None
             # Strings are scanned as Utf8View: DataFusion filters and groups them about twice
             # as fast; results are cast back to plain utf8 for clients (_cast_batch).
             schema = _view_schema(snap.schema)
             parts = [ctx.read_parquet(path, schema=schema) for path in files]
-            buffer = _buffer_table(snap)
+            buffer = buffer_table(snap)
             if buffer.num_rows or not parts:
                 parts.append(ctx.from_arrow(buffer.cast(schema)))
             table = parts[0]
@@ -663,7 +509,7 @@ class QueryEngine:
                 continue
             # The buffer (in the full schema, even when empty) unioned by name with the live
             # files read natively: columns a file predates come back as NULL.
-            con.register(f"__buffer_{index}", _buffer_table(snap))
+            con.register(f"__buffer_{index}", buffer_table(snap))
             files = [seg.path for seg in snap.segments]
             select = f'SELECT * FROM "__buffer_{index}"'
             if files and snap.storage is not None and not snap.storage.is_local:

@@ -1301,3 +1301,18 @@ def _short_repr(value: object, limit: int = 80) -> str:
 
 def _names(items: Iterable[str]) -> str:
     return ", ".join(map(repr, items))
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Reorder ``table`` to ``schema``, adding null columns the table predates and casting
+    columns written before their type widened (int64 -> double: exact, checked on append)."""
+    if table.schema.equals(schema):
+        return table
+    columns = []
+    for f in schema:
+        if f.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, f.type))
+            continue
+        column = table.column(f.name)
+        columns.append(column if column.type == f.type else column.cast(f.type))
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -61,7 +61,8 @@ from arrowlog import _framing as fr
 from arrowlog import errors
 from arrowlog.config import Settings
 from arrowlog.errors import ArrowlogError, InvalidInput, QueryLimitExceeded, Unavailable
-from arrowlog.query import Params, QueryResult, TableSnapshot
+from arrowlog.query import Params, QueryResult
+from arrowlog.snapshot import TableSnapshot
 
 __all__ = ["QueryWorkers", "planning_stop", "worker_allowance"]
 

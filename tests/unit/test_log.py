@@ -26,7 +26,7 @@ from arrowlog import (
     StreamNotFound,
     Unavailable,
 )
-from arrowlog.query import build_dataset
+from arrowlog.snapshot import build_dataset
 from arrowlog.wal import WriteAheadLog
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

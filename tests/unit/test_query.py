@@ -10,7 +10,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from arrowlog.catalog import SegmentInfo
-from arrowlog.query import _PARQUET, TableSnapshot, _guarantee, number_placeholders
+from arrowlog.query import number_placeholders
+from arrowlog.snapshot import _PARQUET, TableSnapshot, _guarantee
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,9 @@ from arrowlog.errors import (
     Unauthenticated,
     Unavailable,
 )
-from arrowlog.log import AppendResult, Log, StreamInfo
+from arrowlog.log import Log
 from arrowlog.query import QueryResult
+from arrowlog.results import AppendResult, StreamInfo
 
 __all__ = [
     "AppendResult",

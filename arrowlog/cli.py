@@ -46,7 +46,8 @@ from arrowlog.config import Settings, settings_help, settings_markdown
 from arrowlog.demo import DEMO_QUERIES, DEMO_STREAM, generate_web_logs
 from arrowlog.errors import ArrowlogError, InvalidInput
 from arrowlog.json_records import parse_json_array, parse_ndjson
-from arrowlog.log import AppendResult, Log
+from arrowlog.log import Log
+from arrowlog.results import AppendResult
 from arrowlog.schema import validate_stream_name
 
 if TYPE_CHECKING:

@@ -40,8 +40,8 @@ from arrowlog.errors import (
     Unauthenticated,
     Unavailable,
 )
-from arrowlog.log import AppendResult
 from arrowlog.query import QueryResult
+from arrowlog.results import AppendResult
 from arrowlog.schema import OFFSET, to_table, validate_stream_name
 
 __all__ = ["Client", "connect"]

@@ -49,11 +49,12 @@ from arrowlog.lease import (
     plan_claims,
     plan_releases,
 )
+from arrowlog.results import AppendResult
 from arrowlog.schema import OFFSET, STREAM_PARTITION, conform, with_offsets
 from arrowlog.segments import prepare_segment, write_segment_files
 
 if TYPE_CHECKING:
-    from arrowlog.log import AppendResult, Log, _Stream
+    from arrowlog.log import Log, _Stream
 
 __all__ = ["ClusterNode", "NotPartitionOwner"]
 
@@ -344,7 +345,6 @@ class ClusterNode:
         return writer.submit(table)
 
     def _commit(self, w: _Writer, tables: list[pa.Table]) -> list[AppendResult]:
-        from arrowlog.log import AppendResult
 
         log = self.log
         s: _Stream = log._get(w.stream)

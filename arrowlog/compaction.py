@@ -16,7 +16,7 @@ This module only decides and reads; ``Log`` runs the commits under the stream's 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
@@ -25,34 +25,10 @@ from arrowlog.catalog import SegmentInfo
 from arrowlog.snapshot import TableSnapshot, build_dataset
 
 __all__ = [
-    "CompactionResult",
-    "RetentionResult",
     "expired_partitions",
     "partitions_to_compact",
     "read_partition",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class CompactionResult:
-    """What one compaction run did to one stream."""
-
-    stream: str
-    partitions: int
-    files_removed: int
-    files_added: int
-    rows: int
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionResult:
-    """What one retention run dropped from one stream."""
-
-    stream: str
-    partitions: list[date]
-    files_removed: int
-    bytes_removed: int
 
 
 def partitions_to_compact(segments: list[SegmentInfo], target_bytes: int) -> list[date]:

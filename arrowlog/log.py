@@ -39,13 +39,7 @@ import pyarrow.dataset as ds
 from arrowlog.buffer import BufferedBatch, StreamBuffer
 from arrowlog.catalog import SegmentInfo, StreamCatalog, stored_schema
 from arrowlog.cluster import ClusterNode
-from arrowlog.compaction import (
-    CompactionResult,
-    RetentionResult,
-    expired_partitions,
-    partitions_to_compact,
-    read_partition,
-)
+from arrowlog.compaction import expired_partitions, partitions_to_compact, read_partition
 from arrowlog.config import Settings
 from arrowlog.errors import (
     BatchTooLarge,
@@ -56,6 +50,7 @@ from arrowlog.errors import (
 )
 from arrowlog.metrics import LogGauges, Metrics, StreamGauges
 from arrowlog.query import Engine, Params, QueryEngine, QueryResult
+from arrowlog.results import AppendResult, CompactionResult, RetentionResult, StreamInfo
 from arrowlog.schema import (
     INGESTED_AT,
     OFFSET,
@@ -85,7 +80,7 @@ from arrowlog.tails import (
 from arrowlog.wal import WriteAheadLog, encode_batch
 from arrowlog.workers import QueryWorkers
 
-__all__ = ["AppendResult", "IOHooks", "Log", "StreamInfo", "Tail"]
+__all__ = ["IOHooks", "Log", "Tail"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,53 +88,6 @@ logger = logging.getLogger(__name__)
 _WRITE_THREADS = min(os.cpu_count() or 1, 4)
 # Threads doing the reading (and encoding) of every tail (see ``Tail.next``).
 _TAIL_WORKERS = min(os.cpu_count() or 1, 2)
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    """An acknowledged append: its records are durable at offsets first..last."""
-
-    stream: str
-    accepted: int
-    first_offset: int
-    last_offset: int
-    partition: int = 0  # offsets count per partition (cluster mode: several per stream)
-
-
-@dataclass(frozen=True)
-class StreamInfo:
-    """What ``Log.streams()`` and ``Log.describe()`` report about one stream."""
-
-    name: str
-    schema: pa.Schema
-    time_column: str
-    rows: int
-    first_offset: int | None
-    last_offset: int | None
-    bytes: int
-    segments: int
-    buffered_rows: int
-    min_time: datetime | None
-    max_time: datetime | None
-    partitions: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "schema": [
-                {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in self.schema
-            ],
-            "time_column": self.time_column,
-            "rows": self.rows,
-            "first_offset": self.first_offset,
-            "last_offset": self.last_offset,
-            "bytes": self.bytes,
-            "segments": self.segments,
-            "buffered_rows": self.buffered_rows,
-            "min_time": self.min_time.isoformat() if self.min_time else None,
-            "max_time": self.max_time.isoformat() if self.max_time else None,
-            "partitions": self.partitions,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from arrowlog.http.body import BodyKind, body_kind, decode_body, gzipped, read_body
 from arrowlog.http.deps import LogDep, SettingsDep
 from arrowlog.http.models import AppendResponse, ErrorResponse
-from arrowlog.log import AppendResult, Log
+from arrowlog.log import Log
+from arrowlog.results import AppendResult
 from arrowlog.schema import validate_stream_name
 
 __all__ = ["router"]

@@ -1,71 +1,40 @@
 """Shared fixtures: real server processes on free ports, started and stopped carefully.
 
-``start_process`` is the one way tests start a server: ``sys.executable -m <module>`` with
-stdout and stderr going to files (never an undrained pipe, which would block a chatty
-server), a wait for its ready line with a deadline (polling the file while waiting on the
-process, so a crash is noticed at once and reported with everything it printed), and a
-teardown that terminates, waits, then kills. Other servers (HTTP, ``arrowlog serve``)
-reuse it with their own module and ready line.
+The launcher is ``arrowlog.testing`` (output to files, a ready line awaited with a deadline
+while watching the process, stop by PID: SIGTERM, wait, kill); these are thin wrappers that
+turn a failed start into a test failure carrying the server's output. Other servers
+(HTTP, ``arrowlog serve``: ``tests/integration/conftest.py``) reuse it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from arrowlog.testing import FLIGHT_READY, ServerProcess, free_port
+from arrowlog.testing import start_process as launch
+
+__all__ = [
+    "FLIGHT_READY",
+    "REPO_ROOT",
+    "TEST_TOKEN",
+    "FlightServer",
+    "ServerProcess",
+    "free_port",
+    "self_signed_cert",
+    "start_flight_server",
+    "start_process",
+]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FLIGHT_READY = r"flight listening on (?P<url>grpc(?:\+tls)?://\S+)"
 TEST_TOKEN = "test-token-0123456789"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (prefer ``--port 0`` where a server supports it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class ServerProcess:
-    """A server started by :func:`start_process`: its process, ready-line match and output."""
-
-    process: subprocess.Popen[bytes]
-    match: re.Match[str]
-    stdout_path: Path
-    stderr_path: Path
-    extra: dict[str, object] = field(default_factory=dict)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        """Everything the process printed so far (stdout, then stderr)."""
-        out = self.stdout_path.read_text(errors="replace")
-        err = self.stderr_path.read_text(errors="replace")
-        return f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
-        """Signal the process, wait up to ``timeout``, then kill; return its exit code."""
-        return stop_process(self.process, sig=sig, timeout=timeout)
-
-
-def _scrubbed_env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARROWLOG_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra or {})
-    return env
 
 
 def start_process(
@@ -77,67 +46,11 @@ def start_process(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """Start ``sys.executable *args`` and wait until stdout shows a line matching the regex.
-
-    Args:
-        args: the arguments after the interpreter, e.g. ``["-m", "flight_server", ...]``.
-        ready_line_regex: what the server prints once it accepts connections.
-        timeout: seconds to wait for that line.
-        log_dir: where ``stdout.log`` and ``stderr.log`` go.
-        cwd: working directory (default ``log_dir``, so no stray ``arrowlog.toml`` is read).
-        env: extra environment variables; ``ARROWLOG_*`` from the outer environment are
-            removed so tests do not depend on the developer's shell.
-
-    Returns:
-        The running :class:`ServerProcess`; its ``match`` holds the ready line's groups.
-
-    Raises:
-        pytest.fail: the process exited or the deadline passed; the message holds its output.
-    """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    stdout_path, stderr_path = log_dir / "stdout.log", log_dir / "stderr.log"
-    pattern = re.compile(ready_line_regex)
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, *args],
-            stdout=out,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=cwd or log_dir,
-            env=_scrubbed_env(env),
-        )
-    server = ServerProcess(process, re.match("", ""), stdout_path, stderr_path)  # type: ignore[arg-type]
-    deadline = time.monotonic() + timeout
-    while True:
-        match = pattern.search(stdout_path.read_text(errors="replace"))
-        if match:
-            server.match = match
-            return server
-        try:
-            # Waiting on the process (not sleeping): returns at once if it dies.
-            code = process.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            code = None
-        if code is not None:
-            pytest.fail(
-                f"{' '.join(args)} exited with code {code} before it was ready\n{server.output()}"
-            )
-        if time.monotonic() > deadline:
-            stop_process(process)
-            pytest.fail(f"{' '.join(args)} not ready after {timeout} s\n{server.output()}")
-
-
-def stop_process(
-    process: subprocess.Popen[bytes], *, sig: int = signal.SIGTERM, timeout: float = 15.0
-) -> int:
-    """Terminate (or send ``sig``), wait up to ``timeout``, then kill; return the exit code."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            return process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait()
+    """``arrowlog.testing.start_process``, failing the test (with the output) if it fails."""
+    try:
+        return launch(args, ready_line_regex, log_dir=log_dir, cwd=cwd, env=env, timeout=timeout)
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 # -- TLS -----------------------------------------------------------------------------------
@@ -271,7 +184,7 @@ def flight_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlightSe
     """A Flight server without a token over a fresh data directory, for one test module."""
     server = start_flight_server(tmp_path_factory.mktemp("flight"))
     yield server
-    server.process.stop()
+    server.process.stop(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +192,7 @@ def flight_server_with_token(tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """A Flight server requiring ``TEST_TOKEN``, for one test module."""
     server = start_flight_server(tmp_path_factory.mktemp("flight-token"), token=TEST_TOKEN)
     yield server
-    server.process.stop()
+    server.process.stop(timeout=15)
 
 
 @pytest.fixture

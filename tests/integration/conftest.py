@@ -1,43 +1,32 @@
 """``arrowlog serve`` as a real subprocess: Flight and HTTP on free ports over one Log.
 
-Built on ``tests.conftest.start_process`` (output to files, ready line with a deadline,
-terminate → wait → kill). ``--flight-port 0 --http-port 0`` let the server pick free
-ports; the ready lines say which.
+A thin layer over ``arrowlog.testing`` (output to files, ready lines and a first answer from
+both listeners within a deadline, stop by PID: SIGTERM, wait, kill), adding an httpx client
+that sends the server's token.
 """
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import TEST_TOKEN, ServerProcess, start_process
+from arrowlog.testing import SERVE_READY, Server
+from tests.conftest import TEST_TOKEN
 
-SERVE_READY = r"flight listening on (?P<flight>\S+)\nhttp listening on (?P<http>\S+)\n"
+__all__ = ["SERVE_READY", "ArrowlogServe", "start_arrowlog_serve"]
 
 
-@dataclass
-class ArrowlogServe:
-    """A running ``python -m arrowlog serve``."""
-
-    flight_url: str
-    http_url: str
-    data_dir: Path
-    token: str | None
-    process: ServerProcess
+class ArrowlogServe(Server):
+    """A running ``python -m arrowlog serve`` (``arrowlog.testing.Server``) for tests."""
 
     def client(self, *, token: str | None = ..., timeout: float = 30.0) -> httpx.Client:  # type: ignore[assignment]
         """An httpx client for the HTTP API, sending the server's token unless told otherwise."""
         token = self.token if token is ... else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.http_url, headers=headers, timeout=timeout)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        return self.process.stop(sig, timeout)
 
 
 def start_arrowlog_serve(
@@ -47,19 +36,26 @@ def start_arrowlog_serve(
     token: str | None = None,
     env: dict[str, str] | None = None,
     extra_args: Sequence[str] = (),
+    verbose: int = 0,
     log_name: str = "logs",
 ) -> ArrowlogServe:
-    """Start ``python -m arrowlog serve`` on free ports over ``data_dir`` (default base/data)."""
-    data_dir = data_dir or base / "data"
-    args = [
-        "-m", "arrowlog", "serve", "--data-dir", str(data_dir),
-        "--flight-port", "0", "--http-port", "0", *extra_args,
-    ]  # fmt: skip
-    env = dict(env or {})
-    if token is not None:
-        env["ARROWLOG_TOKEN"] = token  # not a flag: flags show in process lists
-    process = start_process(args, SERVE_READY, log_dir=base / log_name, env=env)
-    return ArrowlogServe(process.match["flight"], process.match["http"], data_dir, token, process)
+    """Start ``arrowlog serve`` on free ports over ``data_dir`` (default base/data).
+
+    The token goes in the environment, not a flag (flags show in process lists); its log
+    goes to ``base/log_name``. A failed start fails the test with the server's output.
+    """
+    try:
+        return ArrowlogServe.start(
+            data_dir or base / "data",
+            log_dir=base / log_name,
+            args=extra_args,
+            verbose=verbose,
+            env=env,
+            timeout=30.0,
+            **({"token": token} if token is not None else {}),
+        )
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,7 @@ import flight_server.auth
 from arrowlog.config import Settings
 from arrowlog.http import create_app
 from arrowlog.log import Log
-from tests.conftest import start_process
-from tests.integration.conftest import SERVE_READY, ArrowlogServe
+from tests.integration.conftest import ArrowlogServe, start_arrowlog_serve
 from tests.reliability._support import put_table
 
 TOKEN = "s3cr3t-token-XYZ-0123456789abcdef"
@@ -170,12 +169,7 @@ def test_tokens_are_compared_in_constant_time(app_client, monkeypatch: pytest.Mo
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArrowlogServe]:
     """``arrowlog -vv serve --token ...``: DEBUG logs and the access log, token as a flag."""
     base = tmp_path_factory.mktemp("auth-serve")
-    args = [
-        "-m", "arrowlog", "-vv", "serve", "--data-dir", str(base / "data"),
-        "--flight-port", "0", "--http-port", "0", "--token", TOKEN,
-    ]  # fmt: skip
-    process = start_process(args, SERVE_READY, log_dir=base / "logs")
-    s = ArrowlogServe(process.match["flight"], process.match["http"], base / "data", TOKEN, process)
+    s = start_arrowlog_serve(base, verbose=2, extra_args=["--token", TOKEN])
     yield s
     s.stop()
 

@@ -29,8 +29,7 @@ import pyarrow.flight as flight
 import pytest
 
 import arrowlog
-from tests.conftest import start_process
-from tests.integration.conftest import SERVE_READY, ArrowlogServe
+from tests.integration.conftest import ArrowlogServe, start_arrowlog_serve
 from tests.reliability._support import Acks, check_delta_files, wait_until
 
 STREAMS = ("crash_a", "crash_b")
@@ -47,12 +46,9 @@ CLIENT_ERRORS = (flight.FlightError, pa.ArrowException, OSError, httpx.HTTPError
 
 
 def _start(base: Path, data_dir: Path, cycle: int) -> ArrowlogServe:
-    args = [
-        "-m", "arrowlog", "-v", "serve", "--data-dir", str(data_dir),
-        "--flight-port", "0", "--http-port", "0",
-    ]  # fmt: skip
-    process = start_process(args, SERVE_READY, log_dir=base / f"logs-{cycle}", env=ENV)
-    return ArrowlogServe(process.match["flight"], process.match["http"], data_dir, None, process)
+    return start_arrowlog_serve(
+        base, data_dir=data_dir, env=ENV, verbose=1, log_name=f"logs-{cycle}"
+    )
 
 
 @dataclass
@@ -204,8 +200,7 @@ def _cycles(tmp_path: Path, cycles: int, seed: int) -> dict[str, int]:
                 f"{kill_after} acknowledgements",
             )
             ingest.killing.set()
-            server.process.process.send_signal(signal.SIGKILL)
-            server.process.process.wait(timeout=30)
+            server.stop(signal.SIGKILL)
             ingest.join()
             assert not ingest.unexpected, "\n".join(ingest.unexpected) + server.process.output()
             flushes, compactions = _activity(server)

@@ -219,6 +219,7 @@ class Server:
     token: str | None
     process: ServerProcess
     tls_cert: Path | None = None
+    stop_timeout: float = 30.0
     _temporary: Path | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -232,6 +233,7 @@ class Server:
         verbose: int = 0,
         env: Mapping[str, str] | None = None,
         timeout: float = 60.0,
+        stop_timeout: float = 30.0,
         **settings: Any,
     ) -> Self:
         """:func:`serve`, as a constructor of this class (or a subclass)."""
@@ -269,6 +271,7 @@ class Server:
             settings.get("token"),
             process,
             Path(tls_cert).absolute() if tls_cert else None,
+            stop_timeout,
             temporary,
         )
         atexit.register(server.stop)
@@ -295,15 +298,15 @@ class Server:
         """An :class:`arrowlog.Client` for this server, with its token and certificate."""
         return connect(self.flight_url, self.token, tls_root_certs=self.tls_cert)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float | None = None) -> int:
         """Send ``sig`` (SIGTERM: flush and exit 0), wait up to ``timeout`` s, then kill.
 
-        Returns the exit code. A temporary directory :func:`serve` made is deleted now,
+        ``timeout`` defaults to ``stop_timeout``. Returns the exit code. A temporary directory :func:`serve` made is deleted now,
         ``output()`` still answers. Safe to call again.
         """
         atexit.unregister(self.stop)
         self._stopped = True
-        code = self.process.stop(sig, timeout)
+        code = self.process.stop(sig, self.stop_timeout if timeout is None else timeout)
         if self._temporary is not None:
             self.process.keep_output()
             shutil.rmtree(self._temporary, ignore_errors=True)
@@ -338,6 +341,7 @@ def serve(
     verbose: int = 0,
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
+    stop_timeout: float = 30.0,
     **settings: Any,
 ) -> Server:
     """Start ``arrowlog serve`` on free 127.0.0.1 ports; return once HTTP and Flight answer.
@@ -350,6 +354,7 @@ def serve(
         verbose: ``-v`` count: 1 logs INFO and the HTTP access log, 2 DEBUG.
         env: more variables for the child (S3 credentials, ``PYTHONPATH``...).
         timeout: seconds to wait for the server to answer.
+        stop_timeout: seconds ``stop`` waits after SIGTERM before it kills the server.
         settings: any :class:`arrowlog.config.Settings` field, e.g. ``token="t"``,
             ``flush_rows=1000``, ``tls_cert=...`` with ``tls_key=...``. ``host``,
             ``flight_port`` and ``http_port`` default to 127.0.0.1 and free ports.
@@ -371,6 +376,7 @@ def serve(
         verbose=verbose,
         env=env,
         timeout=timeout,
+        stop_timeout=stop_timeout,
         **settings,
     )
 

@@ -8,6 +8,9 @@ machines, commits and days can be told apart. Baselines go through the same ``re
 The demo data is generated once per (rows, seed) into an Arrow IPC file under
 ``CACHE_ROOT`` and memory-mapped on later runs: generating 10M rows takes longer than most
 of the measurements.
+
+Servers come from ``arrowlog.testing`` (``serve``, ``start_process``); ``CHILD_ENV`` makes
+them import this checkout, and ``rss_bytes`` / ``peak_rss_bytes`` read their memory.
 """
 
 from __future__ import annotations
@@ -30,15 +33,19 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from arrowlog import testing
+
 __all__ = [
     "BATCH_ROWS",
     "CACHE_ROOT",
+    "CHILD_ENV",
     "DATA_START",
     "INGEST_ROWS",
     "LOAD_BATCH_ROWS",
     "QUERY_ROWS",
     "QUICK_REPS",
     "QUICK_ROWS",
+    "READ_ONLY_SETTINGS",
     "REPS",
     "RESULTS_PATH",
     "RUN_ID",
@@ -50,9 +57,13 @@ __all__ = [
     "interleaved",
     "machine_info",
     "markdown_table",
+    "peak_rss_bytes",
     "progress",
     "read_records",
     "repeat",
+    "reset_peak_rss",
+    "rss_bytes",
+    "serve",
 ]
 
 # -- fixed seeds and sizes ---------------------------------------------------------------------
@@ -433,3 +444,61 @@ def feed_threads(
                 raise
 
     in_threads(threads, drain, name)
+
+
+# -- servers -----------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+# A benchmark's server processes import this checkout (arrowlog, and benchmarks for the bare
+# Flight server), whatever their working directory.
+CHILD_ENV = {"PYTHONPATH": str(REPO)}
+# For servers that only answer queries: no background compaction or retention run may
+# rewrite the files in the middle of the timings (the data sets are compacted already).
+READ_ONLY_SETTINGS: dict[str, Any] = {"compact_interval": 1_000_000}
+
+
+def serve(
+    data_dir: Path, log_dir: Path, *, env: Mapping[str, str] | None = None, **settings: Any
+) -> testing.Server:
+    """``arrowlog serve`` over ``data_dir`` on free ports (``arrowlog.testing.serve``).
+
+    ``settings``: ``Settings`` fields; without them every setting is the default. Starting
+    and stopping get minutes, not seconds: a shutdown may flush millions of buffered rows.
+    """
+    return testing.serve(
+        data_dir,
+        log_dir=log_dir,
+        env={**CHILD_ENV, **(env or {})},
+        timeout=180,
+        stop_timeout=120,
+        **settings,
+    )
+
+
+# -- memory of a process (Linux /proc) ---------------------------------------------------------
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident memory now (``VmRSS``)."""
+    return _status_kb(pid, "VmRSS") * 1024
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident memory (``VmHWM``) since start or the last reset."""
+    return _status_kb(pid, "VmHWM") * 1024
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0, same user); False if not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from arrowlog.demo import DEMO_QUERIES, DEMO_QUERIES_DUCKDB, DEMO_STREAM, NEEDLE_USER_ID
 from benchmarks import _harness as h
-from benchmarks import _server, _suite
+from benchmarks import _suite
 from benchmarks.queries_embedded import ResultMismatch, check_agree, live_files, load, over_files
 
 BENCH = "flight_queries"
@@ -131,7 +131,7 @@ def run(
     }
     records: list[dict[str, Any]] = []
     with (
-        _server.serve(data_dir, logs, _server.READ_ONLY_SETTINGS) as server,
+        h.serve(data_dir, logs, **h.READ_ONLY_SETTINGS) as server,
         flightsql.connect(server.flight_url, autocommit=True) as conn,
         conn.cursor() as cursor,
     ):

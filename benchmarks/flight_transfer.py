@@ -38,9 +38,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
 
+from arrowlog import testing
 from arrowlog.demo import DEMO_STREAM
 from benchmarks import _harness as h
-from benchmarks import _server, _suite
+from benchmarks import _suite
 
 BENCH = "flight_transfer"
 TARGET_RATIO = 0.8
@@ -101,30 +102,28 @@ def adbc(url: str) -> dict[str, int]:
 
 
 def _measure(
-    servers: dict[str, _server.Process],
+    servers: dict[str, tuple[int, str]],
     clients: dict[str, Callable[[str], dict[str, int]]],
     reps: int,
 ) -> dict[str, dict[str, Any]]:
     """Every path ``reps`` times after one warm-up, taking turns; peak RSS per transfer.
 
-    The server's peak RSS is reset before each transfer and read after it, so each path's
-    peak is its own even though the paths take turns.
+    ``servers``: each path's server as (PID, Flight URL). The server's peak RSS is reset
+    before each transfer and read after it, so each path's peak is its own even though the
+    paths take turns.
     """
-    idle = {name: servers[name].rss_bytes() for name in clients}
+    idle = {name: h.rss_bytes(servers[name][0]) for name in clients}
     peaks: dict[str, list[int]] = {name: [] for name in clients}
     resets: dict[str, bool] = {}
 
     def before(name: str) -> None:
-        resets[name] = servers[name].reset_peak_rss()
+        resets[name] = h.reset_peak_rss(servers[name][0])
 
     def after(name: str, _: object) -> None:
-        peaks[name].append(servers[name].peak_rss_bytes())
+        peaks[name].append(h.peak_rss_bytes(servers[name][0]))
 
     stats = h.interleaved(
-        {
-            name: lambda fn=fn, name=name: fn(servers[name].flight_url)
-            for name, fn in clients.items()
-        },
+        {name: lambda fn=fn, name=name: fn(servers[name][1]) for name, fn in clients.items()},
         reps,
         before=before,
         after=after,
@@ -165,12 +164,19 @@ def run(
         "data_dir": str(data_dir),
     }
     raw_args = ["-m", "benchmarks.flight_transfer", "--serve-raw", "--data-dir", str(data_dir)]
-    raw = _server.start(raw_args, _server.FLIGHT_READY, logs / "raw")
+    raw = testing.start_process(
+        raw_args, testing.FLIGHT_READY, log_dir=logs / "raw", env=h.CHILD_ENV, timeout=180
+    )
     try:
-        with _server.serve(data_dir, logs / "arrowlog", _server.READ_ONLY_SETTINGS) as server:
+        with h.serve(data_dir, logs / "arrowlog", **h.READ_ONLY_SETTINGS) as server:
             h.progress(f"{BENCH}: bare pyarrow, DoGet and ADBC taking turns, {reps} reps")
+            arrowlog_serve = (server.pid, server.flight_url)
             results = _measure(
-                {"raw pyarrow Flight": raw, "Flight DoGet": server, "ADBC": server},
+                {
+                    "raw pyarrow Flight": (raw.pid, raw.match["url"]),
+                    "Flight DoGet": arrowlog_serve,
+                    "ADBC": arrowlog_serve,
+                },
                 {"raw pyarrow Flight": doget, "Flight DoGet": doget, "ADBC": adbc},
                 reps,
             )

@@ -4,10 +4,11 @@ Both sides get the same bytes: demo web-log rows (``arrowlog.demo.generate_web_l
 the harness's cached data set) serialised as NDJSON bodies of 1 to 5 MB (sizes drawn from
 a seeded generator).
 
-- ``http``: a real ``python -m arrowlog serve`` (``_server.serve``; default settings: WAL fsync on, the
-  background flusher running) and 4 threads, each with its own keep-alive httpx client,
-  posting the bodies from one shared queue to ``POST /v1/streams/{stream}/records``. A
-  body counts once its answer (sent after the WAL fsync) is back. Every repetition appends
+- ``http``: a real ``python -m arrowlog serve`` (``arrowlog.testing.serve``; default
+  settings: WAL fsync on, the background flusher running) and 4 threads, each with its own
+  keep-alive httpx client, posting the bodies from one shared queue to
+  ``POST /v1/streams/{stream}/records``. A body counts once its answer (sent after the WAL
+  fsync) is back. Every repetition appends
   to the same stream (the warm-up creates it: a steady state, as for a shipper); starting
   the server is not timed.
 - ``read_json``: ``pyarrow.json.read_json`` on each body in this process (it parses with
@@ -43,7 +44,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from benchmarks import _harness as h
-from benchmarks import _server, _suite
+from benchmarks import _suite
 
 BENCH = "http_ingest"
 CLIENTS = 4
@@ -136,7 +137,7 @@ def run(
         "data_dir": str(root),
         "http_stack": _http_stack(),
     }
-    server = _server.serve(scratch / "data", scratch / "server")
+    server = h.serve(scratch / "data", scratch / "server")
     clients = [httpx.Client(base_url=server.http_url, timeout=120) for _ in range(CLIENTS)]
     cases: list[tuple[str, int, Callable[[], int], str]] = [
         ("http", CLIENTS, lambda: post_all(clients, bodies),
@@ -160,7 +161,7 @@ def run(
                 if rep >= warmup:
                     samples[i].append(elapsed)
     except BaseException:
-        alive = server.popen.poll() is None
+        alive = server.running
         h.progress(f"{BENCH}: failed; the server is {'running' if alive else 'gone'}; its log:")
         print(server.output()[-6000:], file=sys.stderr)
         raise

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from arrowlog.demo import DEMO_SCHEMA, DEMO_STREAM
 from benchmarks import _harness as h
-from benchmarks import _server, _suite
+from benchmarks import _suite
 from benchmarks.ingest_embedded import raw_ipc_fsync_once
 
 BENCH = "ingest_server"
@@ -157,6 +157,16 @@ def _check_rows(acked: int, batches: Sequence[pa.RecordBatch]) -> None:
 # -- the cases ---------------------------------------------------------------------------------
 
 
+def _action(url: str, name: str, body: str = "") -> list[bytes]:
+    """A Flight action (``flush``, ``describe``...) on the server; the result bodies."""
+    with flight.connect(url) as client:
+        return [r.body.to_pybytes() for r in client.do_action(flight.Action(name, body.encode()))]
+
+
+def _describe(url: str, stream: str) -> dict[str, Any]:
+    return json.loads(_action(url, "describe", stream)[0])
+
+
 def _batches(table: pa.Table, rows: int) -> list[pa.RecordBatch]:
     """The first ``rows`` of the reference data set as contiguous 10k-row batches."""
     return table.slice(0, rows).combine_chunks().to_batches(max_chunksize=h.BATCH_ROWS)
@@ -168,7 +178,7 @@ def burst(
     batches = _batches(table, rows)
     tables = [pa.Table.from_batches([b]) for b in batches]
     samples: dict[str, list[float]] = {"raw IPC + fsync": [], "Flight DoPut": [], "adbc_ingest": []}
-    with _server.serve(scratch / "burst-data", scratch / "burst-server") as server:
+    with h.serve(scratch / "burst-data", scratch / "burst-server") as server:
         runs: dict[str, Callable[[], float]] = {
             "raw IPC + fsync": lambda: raw_ipc_fsync_once(tables, CLIENTS, scratch),
             "Flight DoPut": lambda: _doput_burst(server.flight_url, "burst_doput", batches),
@@ -180,7 +190,7 @@ def burst(
                 elapsed = fn()
                 if rep:
                     samples[name].append(elapsed)
-        rss = server.peak_rss_bytes()
+        rss = h.peak_rss_bytes(server.pid)
     records = []
     for name, times in samples.items():
         stats = h.Stats(tuple(times), 1)
@@ -219,7 +229,7 @@ def sustained(
     acks: list[list[tuple[float, int]]] = [[] for _ in range(CLIENTS)]
     samples: list[dict[str, Any]] = []
     stopped_early: list[float] = []
-    with _server.serve(scratch / "sustained-data", scratch / "sustained-server") as server:
+    with h.serve(scratch / "sustained-data", scratch / "sustained-server") as server:
         puts = [_DoPut(server.flight_url, DEMO_STREAM, DEMO_SCHEMA) for _ in range(CLIENTS)]
 
         def client(i: int) -> None:
@@ -231,8 +241,8 @@ def sustained(
 
         def monitor() -> None:
             while not stop.wait(1.0):
-                info = server.describe(DEMO_STREAM) if any(acks) else {}
-                rss = server.rss_bytes()
+                info = _describe(server.flight_url, DEMO_STREAM) if any(acks) else {}
+                rss = h.rss_bytes(server.pid)
                 samples.append(
                     {
                         "t": time.perf_counter() - start,
@@ -265,10 +275,10 @@ def sustained(
         for p in puts:
             p.close()
         drain_start = time.perf_counter()
-        server.action("flush", DEMO_STREAM)
+        _action(server.flight_url, "flush", DEMO_STREAM)
         drain_s = time.perf_counter() - drain_start
-        info = server.describe(DEMO_STREAM)
-        peak_rss = server.peak_rss_bytes()
+        info = _describe(server.flight_url, DEMO_STREAM)
+        peak_rss = h.peak_rss_bytes(server.pid)
     acked_rows = sum(a for client_acks in acks for _, a in client_acks)
     if info["rows"] != acked_rows or info["buffered_rows"]:
         raise RuntimeError(
@@ -342,7 +352,7 @@ def freshness(
     lags: list[float] = []
     query_ms: list[float] = []
     polls: list[int] = []
-    with _server.serve(scratch / "fresh-data", scratch / "fresh-server") as server:
+    with h.serve(scratch / "fresh-data", scratch / "fresh-server") as server:
         put = _DoPut(server.flight_url, stream, DEMO_SCHEMA)
         conn = flightsql.connect(server.flight_url, autocommit=True)
         cur = conn.cursor()

@@ -26,8 +26,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -68,44 +66,6 @@ class _Client:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     acked: dict[str, list[tuple[int, int]]] = field(default_factory=lambda: defaultdict(list))
-
-
-class Server:
-    """``python -m arrowlog serve`` on free ports over a fresh directory; output to a file."""
-
-    def __init__(self, base: Path, env: dict[str, str] | None = None) -> None:
-        self.log_path = base / "serve.log"
-        self._log = self.log_path.open("w")
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("ARROWLOG_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "arrowlog", "serve", "--data-dir", str(base / "data"),
-             "--flight-port", "0", "--http-port", "0"],
-            stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL, cwd=base,
-            env={**clean, **(env or {})}, text=True,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        lines = [self.process.stdout.readline() for _ in range(2)]
-        if not lines[1].startswith("http listening on "):
-            self.stop()
-            raise RuntimeError(f"arrowlog serve did not start: {lines}; see {self.log_path}")
-        self.flight_url = lines[0].split()[-1]
-        self.http_url = lines[1].split()[-1]
-
-    def rss(self) -> int | None:
-        try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-        return None
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=120)
-        finally:
-            self._log.close()
 
 
 def _records(rng: random.Random, k0: int, n: int) -> tuple[list[datetime], list[str], list[int]]:
@@ -257,7 +217,7 @@ def run(
     base = Path(tempfile.mkdtemp(prefix="arrowlog-load-"))
     server = None
     if flight_url is None or http_url is None:
-        server = Server(base, env={**(env or {}), **({"ARROWLOG_TOKEN": token} if token else {})})
+        server = h.serve(base / "data", base / "logs", env=env, token=token)
         flight_url, http_url = server.flight_url, server.http_url
     stop = threading.Event()
     states: list[_Client] = []
@@ -277,8 +237,8 @@ def run(
             t.start()
         started = time.perf_counter()
         while (elapsed := time.perf_counter() - started) < duration:
-            if server is not None and (value := server.rss()) is not None:
-                rss.append((round(elapsed, 1), value))
+            if server is not None and server.running:
+                rss.append((round(elapsed, 1), h.rss_bytes(server.pid)))
             stop.wait(min(1.0, max(0.0, duration - elapsed)))
         stop.set()
         for t in threads:

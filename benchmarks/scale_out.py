@@ -32,7 +32,6 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from benchmarks import _harness as h
-from benchmarks import _server
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "results" / "scale_out.jsonl"
@@ -138,15 +137,19 @@ def cluster_ingest(seconds: float, s3, base: Path) -> list[dict]:
     results = {}
     for nodes in (1, 2):
         url = s3.url(f"bench/ingest-{nodes}-{time.monotonic_ns()}")
-        env = {**s3.env(), "ARROWLOG_COMPACT_INTERVAL": "1000000"}
         procs = []
         try:
             for n in range(nodes):
-                args = ["-m", "arrowlog", "serve", "--data-dir", str(base / f"n{nodes}-{n}")]
-                args += ["--flight-port", "0", "--http-port", "0", "--storage", url]
-                args += ["--node-id", f"node-{n}", "--partitions", "2"]
                 procs.append(
-                    _server.start(args, _server.SERVE_READY, base / f"logs-{nodes}-{n}", env=env)
+                    h.serve(
+                        base / f"n{nodes}-{n}",
+                        base / f"logs-{nodes}-{n}",
+                        env=s3.env(),
+                        storage=url,
+                        node_id=f"node-{n}",
+                        partitions=2,
+                        **h.READ_ONLY_SETTINGS,
+                    )
                 )
             # Create the stream, then let each node settle on its share of the partitions.
             _ingest([procs[0].flight_url], batches[:1], 0.01, 1)

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 
 import arrowlog
+import arrowlog.testing
 from arrowlog.demo import generate_web_logs
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -70,18 +71,27 @@ def test_embedded_analytics_notebook(tmp_path: Path) -> None:
 DEMO_START = datetime(2026, 11, 22, 12, tzinfo=UTC)  # the fixed day 01 and 02 load
 
 
+def _kernel_env(**extra: str) -> dict[str, str]:
+    """This environment without ``ARROWLOG_*`` (a developer's ARROWLOG_FLIGHT_URL would
+    point the notebooks at their server), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARROWLOG_")}
+    return {**env, **extra}
+
+
 def _execute_with_server(name: str, tmp_path: Path) -> dict:
-    """Run a notebook that starts a server, as Jupyter would: from the notebooks folder.
+    """Run a notebook that starts its own server, from a folder of its own (nothing beside it).
 
     The kernel's TMPDIR is ``tmp_path``, so the server's data directory (and its command
     line) lands under it; afterwards no process may still mention it.
     """
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    workdir = tmp_path / "opened-here"
+    workdir.mkdir()
     client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
     )
     try:
-        client.execute(env={**os.environ, "TMPDIR": str(tmp_path)})
+        client.execute(env=_kernel_env(TMPDIR=str(tmp_path)))
     finally:
         leftovers = _processes_mentioning(str(tmp_path))
         assert not leftovers, f"{name} left processes behind: {leftovers}"
@@ -204,3 +214,35 @@ def test_incident_investigation_notebook(tmp_path: Path) -> None:
         "server_exit_code": 0,
     }
     assert int(per_bucket.max()) == spike_errors  # pandas and SQL agree on the spike's size
+
+
+# -- a server of yours: ARROWLOG_FLIGHT_URL --------------------------------------------------
+
+CHECK_CELL = """
+answer = arrowlog.connect(FLIGHT_URL, os.environ.get("ARROWLOG_TOKEN")).sql(
+    "SELECT count(*) AS n FROM http_logs"
+)
+print(json.dumps({"started": server is not None, "rows": answer.to_arrow().column("n")[0].as_py()}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "setup"),
+    [
+        ("01_quickstart.ipynb", [1, 3]),  # imports and the server; the load
+        ("02_incident_investigation.ipynb", [1]),  # imports, the server and the load
+    ],
+)
+def test_notebooks_use_the_server_in_arrowlog_flight_url(
+    name: str, setup: list[int], tmp_path: Path
+) -> None:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    with arrowlog.testing.serve(tmp_path / "data", token="notebook-token") as server:
+        check = CHECK_CELL.replace("FLIGHT_URL", repr(server.flight_url))
+        nb.cells = [nb.cells[i] for i in setup] + [nbformat.v4.new_code_cell(check)]
+        env = _kernel_env(ARROWLOG_FLIGHT_URL=server.flight_url, ARROWLOG_TOKEN="notebook-token")
+        nbclient.NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute(env=env)
+        out = "".join(o.get("text", "") for o in nb.cells[-1].outputs if "text" in o)
+        assert json.loads(out.strip().splitlines()[-1]) == {"started": False, "rows": 200_000}

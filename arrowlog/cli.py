@@ -830,27 +830,6 @@ def serve(
     run(settings, ready=ready, access_log=verbose >= 1)
 
 
-@main.command(
-    "bench",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
-)
-@click.pass_context
-def bench(ctx: click.Context) -> None:
-    """Run the benchmark suite (`python -m benchmarks`, from a source checkout).
-
-    Every argument is passed on: `arrowlog bench --quick`, `arrowlog bench --help`.
-    """
-    try:
-        from benchmarks.__main__ import main as run_benchmarks
-    except ImportError as e:
-        raise click.ClickException(
-            "the benchmarks live in the source checkout (benchmarks/): run this from the "
-            f"repository's root ({e})"
-        ) from e
-    ctx.exit(run_benchmarks(ctx.args))
-
-
 @main.command("settings")
 @click.option(
     "--markdown", is_flag=True, help="Print the README's settings table (defaults), nothing else."

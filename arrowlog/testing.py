@@ -3,7 +3,7 @@
     from arrowlog.testing import serve
 
     with serve(flush_rows=1000) as server:   # free 127.0.0.1 ports, a temporary data directory
-        client = arrowlog.connect(server.flight_url)
+        client = server.connect()            # arrowlog.connect() with its URL and token
         ...
 
 ``serve`` starts ``python -m arrowlog serve`` as a child process of this interpreter and
@@ -26,7 +26,6 @@ flight_server``, a benchmark's bare Flight server): it waits for a ready line on
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import os
 import re
@@ -301,8 +300,9 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM, timeout: float | None = None) -> int:
         """Send ``sig`` (SIGTERM: flush and exit 0), wait up to ``timeout`` s, then kill.
 
-        ``timeout`` defaults to ``stop_timeout``. Returns the exit code. A temporary directory :func:`serve` made is deleted now,
-        ``output()`` still answers. Safe to call again.
+        ``timeout`` defaults to ``stop_timeout``. Returns the exit code. A temporary
+        directory :func:`serve` made is deleted now; ``output()`` still answers. Safe to
+        call again.
         """
         atexit.unregister(self.stop)
         self._stopped = True
@@ -410,17 +410,15 @@ def _wait_answering(server: Server, deadline: float) -> None:
             except urllib.error.HTTPError:
                 http_ok = True  # an error status is still an answer
             except OSError:
-                pass
+                http_ok = False  # not answering yet: try again until the deadline
         if not flight_ok:
             tls = server.flight_url.startswith("grpc+tls://")
-            with contextlib.closing(
-                flight.FlightClient(server.flight_url, disable_server_verification=tls)
-            ) as client:
+            with flight.FlightClient(server.flight_url, disable_server_verification=tls) as client:
                 try:
                     list(client.list_actions(options))
                     flight_ok = True
                 except flight.FlightUnavailableError:
-                    pass
+                    flight_ok = False  # not answering yet: try again until the deadline
                 except flight.FlightError:
                     flight_ok = True  # refused (a token we do not know) is still an answer
         if http_ok and flight_ok:

@@ -147,7 +147,7 @@ import pyarrow as pa
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from arrowlog.errors import InvalidInput
+from arrowlog.errors import ProtocolError
 
 __all__ = [
     "ACTION_BEGIN_SAVEPOINT",
@@ -214,7 +214,6 @@ __all__ = [
     "DoPutUpdateResult",
     "GetSessionOptionsRequest",
     "GetSessionOptionsResult",
-    "ProtocolError",
     "SessionOption",
     "SessionOptionValue",
     "SetSessionOptionError",
@@ -278,16 +277,6 @@ ACTION_CANCEL_QUERY = "CancelQuery"
 ACTION_GET_SESSION_OPTIONS = "GetSessionOptions"
 ACTION_SET_SESSION_OPTIONS = "SetSessionOptions"
 ACTION_CLOSE_SESSION = "CloseSession"
-
-
-class ProtocolError(InvalidInput, ValueError):
-    """Bytes that should hold a Flight SQL message, handle or ticket do not.
-
-    Raised by :func:`unpack` (not an Any, unknown type_url, undecodable body, or not the
-    expected message), by :func:`decode_prepared_handle` / :func:`decode_statement_ticket`
-    (truncated, foreign or corrupt handle) and by :func:`decode_update_result`. The message
-    names what was received. As an ``InvalidInput`` it maps to INVALID_ARGUMENT.
-    """
 
 
 # ---------------------------------------------------------------------------------------

@@ -40,10 +40,12 @@ Plain Flight verbs
 * ``list_flights`` (criteria: an optional SQL LIKE pattern on stream names),
   ``get_flight_info`` / ``get_schema`` for path ``[stream]`` (rows and bytes in the info;
   its ticket replays the stream).
-* actions: ``flush`` and ``compact`` (body: a stream name, or empty for all),
-  ``describe`` (body: a stream name; result: JSON of ``StreamInfo.to_dict()``),
-  ``list_streams`` (no body; result: a JSON list of those). A stream name may also be
-  sent as JSON ``{"stream": NAME}`` (``StreamBody``), checked like a ticket.
+* actions: ``flush`` and ``compact`` (body: a stream name, or empty for all; ``compact``
+  answers a JSON list of ``CompactionResult``), ``describe`` (body: a stream name;
+  result: JSON of ``StreamInfo.to_dict(arrow_schema=True)``: the schema also as base64
+  Arrow IPC, which ``StreamInfo.from_dict`` reads back exactly), ``list_streams`` (no
+  body; result: a JSON list of those). A stream name may also be sent as JSON
+  ``{"stream": NAME}`` (``StreamBody``), checked like a ticket.
 
 Flight SQL
 ----------
@@ -795,11 +797,11 @@ class ArrowlogFlightServer(flight.FlightServerBase):
 
     def _describe(self, body: bytes) -> list[Any]:
         stream = _stream_from_body(body, required=True, action="describe")
-        return [_json_result(self._log.describe(stream).to_dict())]
+        return [_json_result(self._log.describe(stream).to_dict(arrow_schema=True))]
 
     def _list_streams(self, body: bytes) -> list[Any]:
         _no_body(body, "list_streams")
-        return [_json_result([info.to_dict() for info in self._log.streams()])]
+        return [_json_result([i.to_dict(arrow_schema=True) for i in self._log.streams()])]
 
 
 # ---------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ Plain Flight verbs
 
 Flight SQL
 ----------
-As ``sql_protocol``'s docstring describes what the ADBC driver sends: prepared statements
+As docs/flight-sql-clients.md describes what the ADBC driver sends: prepared statements
 (stateless handles; DataFusion ``$1``-style placeholders, bound positionally as Arrow
 scalars so their types survive; several parameter rows run the statement once per row and
 return the results one after another, under one schema where nullable wins; the

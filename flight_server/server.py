@@ -260,8 +260,9 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         self._stopping = threading.Event()
         self._location = location
         # One handler per command type and RPC, keyed as _command_type says. A command
-        # missing from an RPC's table is refused there (_unsupported_here); supporting
-        # another Flight SQL command is one entry in each table of the RPCs it goes through.
+        # missing from an RPC's table is refused there by name (_unsupported_here; an
+        # action by the list of those offered); supporting another Flight SQL command is
+        # one entry in each table of the RPCs it goes through.
         # GetFlightInfo and GetSchema: the result schema and the ticket that runs it.
         self._info_handlers: dict[type, _InfoHandler] = {
             str: self._plan_sql,

@@ -35,7 +35,7 @@ _READY = re.compile(r"^(flight|http) listening on (\S+)$")
 
 @dataclass
 class Server:
-    """A running server child process (``arrowlog serve`` or ``flight_server``)."""
+    """A running ``arrowlog serve`` child process."""
 
     flight_url: str
     http_url: str | None
@@ -72,15 +72,12 @@ class Server:
 def start_server(
     data_dir: str | Path | None = None,
     *,
-    flight_server_only: bool = False,
     timeout: float = 60.0,
 ) -> Server:
     """Start a server on free ports (port 0) and return once it accepts connections.
 
     Args:
         data_dir: the data directory; default: a new temporary one, deleted on stop.
-        flight_server_only: run ``python -m flight_server`` (Flight only, no HTTP) instead
-            of ``python -m arrowlog serve``.
         timeout: seconds to wait for the ready line(s).
 
     Raises:
@@ -90,22 +87,9 @@ def start_server(
     base = Path(tempfile.mkdtemp(prefix="arrowlog-notebook-"))
     data_dir = Path(data_dir) if data_dir is not None else base / "data"
     log_file = base / "server.log"
-    if flight_server_only:
-        args = [
-            "-m",
-            "flight_server",
-            "--data-dir",
-            str(data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ]
-        wanted = {"flight"}
-    else:
-        args = ["-m", "arrowlog", "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-                "--flight-port", "0", "--http-port", "0"]  # fmt: skip
-        wanted = {"flight", "http"}
+    args = ["-m", "arrowlog", "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+            "--flight-port", "0", "--http-port", "0"]  # fmt: skip
+    wanted = {"flight", "http"}
     # Only this server's settings: no ARROWLOG_* from the notebook's environment, and the
     # working directory is the temporary one, so no stray ./arrowlog.toml is picked up.
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARROWLOG_")}

@@ -80,7 +80,7 @@ def start_process(
     """Start ``sys.executable *args`` and wait until stdout shows a line matching the regex.
 
     Args:
-        args: the arguments after the interpreter, e.g. ``["-m", "flight_server", ...]``.
+        args: the arguments after the interpreter, e.g. ``["-m", "arrowlog", "serve", ...]``.
         ready_line_regex: what the server prints once it accepts connections.
         timeout: seconds to wait for that line.
         log_dir: where ``stdout.log`` and ``stderr.log`` go.
@@ -226,7 +226,7 @@ def _cert_with_cryptography(cert_path: Path, key_path: Path, host: str) -> None:
 
 @dataclass
 class FlightServer:
-    """A running ``python -m flight_server``: where it listens and what it serves."""
+    """A running ``python -m arrowlog -v serve``: its Flight address and what it serves."""
 
     url: str
     data_dir: Path
@@ -245,19 +245,18 @@ def start_flight_server(
     tls: tuple[Path, Path] | None = None,
     extra_args: Sequence[str] = (),
 ) -> FlightServer:
-    """Start ``python -m flight_server`` on a free port over a data directory under ``base``."""
+    """Start ``arrowlog serve`` on free ports over a data directory under ``base``.
+
+    As the Flight-only server these tests were written for: logging at INFO (``-v``, some
+    tests read the log), queries in the server process with no time limit (as in an
+    embedded ``arrowlog.open()``).
+    """
     data_dir = base / "data"
     args = [
-        "-m",
-        "flight_server",
-        "--data-dir",
-        str(data_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ]
-    env: dict[str, str] = {}
+        "-m", "arrowlog", "-v", "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+        "--flight-port", "0", "--http-port", "0",
+    ]  # fmt: skip
+    env = {"ARROWLOG_QUERY_WORKERS": "0", "ARROWLOG_QUERY_TIMEOUT": "0"}
     if token is not None:
         env["ARROWLOG_TOKEN"] = token  # the environment, not a flag: flags show in `ps`
     if tls is not None:

@@ -31,18 +31,20 @@ from arrowlog.errors import (
 )
 from arrowlog.log import Log
 from arrowlog.query import QueryResult
-from arrowlog.results import AppendResult, StreamInfo
+from arrowlog.results import AppendResult, CompactionResult, RetentionResult, StreamInfo
 
 __all__ = [
     "AppendResult",
     "ArrowlogError",
     "BatchTooLarge",
     "Client",
+    "CompactionResult",
     "InvalidInput",
     "Log",
     "QueryLimitExceeded",
     "QueryResult",
     "ReadOnlyQuery",
+    "RetentionResult",
     "Settings",
     "StorageError",
     "StreamInfo",
@@ -78,5 +80,15 @@ def open(
     return Log(settings)
 
 
-for _obj in (Log, QueryResult, StreamInfo, AppendResult, Settings, Client, connect):
+for _obj in (
+    Log,
+    QueryResult,
+    StreamInfo,
+    AppendResult,
+    CompactionResult,
+    RetentionResult,
+    Settings,
+    Client,
+    connect,
+):
     _obj.__module__ = "arrowlog"

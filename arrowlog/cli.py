@@ -18,7 +18,6 @@ Two conventions hold for every command:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import json
 import logging
@@ -141,7 +140,7 @@ def _server_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextlib.contextmanager
 def _target(data_dir: Path | None, server: str | None, token: str | None) -> Iterator[Any]:
-    """The local Log, or a Client of ``server``: both have append/sql/tail/streams."""
+    """The local Log, or a Client of ``server``: the same verbs, the same result types."""
     if server is None:
         with _open(data_dir) as log:
             yield log
@@ -576,8 +575,7 @@ def _cut(text: str, width: int | None) -> str:
 def streams(as_json: bool, data_dir: Path | None, server: str | None, token: str | None) -> None:
     """List the streams: rows, offsets, segments, bytes and time range."""
     with _target(data_dir, server, token) as log:
-        # StreamInfo.to_dict() locally; the same dicts from a server.
-        infos = [i.to_dict() for i in log.streams()] if server is None else log.streams()
+        infos = [i.to_dict() for i in log.streams()]
         if as_json:
             click.echo(json.dumps(infos, indent=2))
             return
@@ -714,14 +712,13 @@ def compact(
     with _target(data_dir, server, token) as log:
         results = log.compact(stream)
         for r in results:
-            r = r if isinstance(r, dict) else dataclasses.asdict(r)
-            if r["partitions"]:
+            if r.partitions:
                 click.echo(
-                    f"compacted {r['stream']}: {r['files_removed']} segments into {r['files_added']} "
-                    f"in {r['partitions']} day partitions ({r['rows']} rows, {r['seconds']:.2f} s)"
+                    f"compacted {r.stream}: {r.files_removed} segments into {r.files_added} "
+                    f"in {r.partitions} day partitions ({r.rows} rows, {r.seconds:.2f} s)"
                 )
             else:
-                click.echo(f"{r['stream']}: nothing to compact")
+                click.echo(f"{r.stream}: nothing to compact")
 
 
 # -- serve, settings -------------------------------------------------------------------------

@@ -1,9 +1,17 @@
 """arrowlog.connect(): the remote Log, over Arrow Flight, with the same verbs.
 
 The client speaks the plain-Flight side of ``flight_server`` (its module docstring is the
-wire reference): SQL tickets for ``sql``, JSON tickets for ``read`` and ``tail``, DoPut
-with a path descriptor for ``append``, actions for ``streams``, ``describe``, ``flush``
-and ``compact``. Results arrive as Arrow record batches, unconverted.
+wire reference): SQL tickets for ``sql``, JSON tickets for ``read``, ``iter_read`` and
+``tail``, DoPut with a path descriptor for ``append``, GetSchema for ``schema``, actions
+for ``streams``, ``describe``, ``flush`` and ``compact``. Results arrive as Arrow record
+batches, unconverted.
+
+Each verb takes the parameters of ``Log``'s and returns the same types
+(``arrowlog/results.py``, ``QueryResult``), so code written against ``arrowlog.open()``
+runs against ``arrowlog.connect()`` unchanged; ``tests/unit/test_client_api.py`` holds
+the two to it. What the wire cannot carry yet (``append``'s ``time_column`` and
+``partition``, ``sql``'s ``engine`` and ``params``) and the verbs that exist only
+embedded are listed there.
 
 Server errors come back as arrowlog's own classes with the server's message: the server
 maps each class to a Flight status in one place (``flight_server/errors.py``) and
@@ -41,14 +49,14 @@ from arrowlog.errors import (
     Unavailable,
 )
 from arrowlog.query import QueryResult
-from arrowlog.results import AppendResult
+from arrowlog.results import AppendResult, CompactionResult, StreamInfo
 from arrowlog.schema import OFFSET, to_table, validate_stream_name
 
 __all__ = ["Client", "connect"]
 
 logger = logging.getLogger(__name__)
 
-_STOP_POLL = 0.2  # seconds between checks of a tail's stop event
+_STOP_POLL = 0.2  # seconds between checks that a tail's reader was closed
 
 _BY_NAME: dict[str, type[ArrowlogError]] = {
     cls.__name__: cls
@@ -213,11 +221,52 @@ class Client:
         with _translated():
             return reader.read_all()
 
+    def iter_read(
+        self,
+        stream: str,
+        from_offset: int = 0,
+        batch_rows: int = 64 * 1024,
+        *,
+        partition: int | None = None,
+    ) -> Iterator[pa.Table]:
+        """Replay everything from ``from_offset`` up to the current end, ``batch_rows`` at a time.
+
+        One read ticket without a limit: the server streams up to the stream's end as of
+        the call, and the batches are regrouped here into tables of ``batch_rows``.
+
+        Example: ``for table in client.iter_read("http_logs"): ...``
+        """
+        _check_batch_rows(batch_rows)
+        ticket: dict[str, Any] = {"read": stream, "from_offset": from_offset}
+        if partition is not None:
+            ticket["partition"] = partition
+        reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()))
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        finished = False
+        try:
+            for batch in _batches(reader):
+                pending.append(batch)
+                rows += batch.num_rows
+                while rows >= batch_rows:
+                    table = pa.Table.from_batches(pending).combine_chunks()
+                    yield table.slice(0, batch_rows)
+                    rest = table.slice(batch_rows)
+                    pending, rows = rest.to_batches(), rest.num_rows
+            finished = True
+        finally:
+            if not finished:
+                reader.cancel()  # abandoned half-way: free the server's stream
+        if rows:
+            yield pa.Table.from_batches(pending).combine_chunks()
+
     def tail(
         self,
         stream: str,
         from_offset: int = 0,
         *,
+        batch_rows: int = 64 * 1024,
+        poll: float = 1.0,
         stop: threading.Event | None = None,
         partition: int | None = None,
     ) -> Iterator[pa.Table]:
@@ -225,11 +274,14 @@ class Client:
 
         Runs until ``stop`` is set (from any thread), the iterator is closed (``break``), or
         the server goes away (then ``Unavailable`` is raised). Each table holds
-        consecutive offsets. When the stream's schema evolves the server ends the Flight
-        stream; this resubscribes from the next offset with the new schema.
+        consecutive offsets, at most ``batch_rows`` of them; ``poll`` bounds how long a
+        wait lasts before ``stop`` is checked again. When the stream's schema evolves the
+        server ends the Flight stream; this resubscribes from the next offset with the new
+        schema.
 
         Example: ``for table in client.tail("http_logs", from_offset=1000): ...``
         """
+        _check_batch_rows(batch_rows)
         stopped = stop.is_set if stop is not None else (lambda: False)
         offset = from_offset
         while not stopped():
@@ -243,14 +295,16 @@ class Client:
             pump = _Pump(reader)
             try:
                 while not stopped():
-                    batch = pump.get(_STOP_POLL)
+                    batch = pump.get(poll)
                     if batch is None:
                         continue  # nothing yet: check stop again
                     if batch is _END:
                         break
                     received += batch.num_rows
                     offset = batch.column(OFFSET)[-1].as_py() + 1
-                    yield pa.Table.from_batches([batch])
+                    table = pa.Table.from_batches([batch])
+                    for start in range(0, table.num_rows, batch_rows):
+                        yield table.slice(start, batch_rows)
             finally:
                 pump.close()
             if not received and not stopped():
@@ -258,21 +312,27 @@ class Client:
 
     # -- streams ---------------------------------------------------------------------------
 
-    def streams(self) -> list[dict[str, Any]]:
-        """Every stream: name, schema, time column, rows, offsets, bytes (``StreamInfo.to_dict()``)."""
-        return self._action("list_streams")
+    def streams(self) -> list[StreamInfo]:
+        """Every stream: name, schema, time column, row count, offset range, bytes."""
+        return [StreamInfo.from_dict(info) for info in self._action("list_streams")]
 
-    def describe(self, stream: str) -> dict[str, Any]:
-        """One stream's ``StreamInfo.to_dict()``. Raises StreamNotFound."""
-        return self._action("describe", stream)
+    def describe(self, stream: str) -> StreamInfo:
+        """One stream's StreamInfo. Raises StreamNotFound."""
+        return StreamInfo.from_dict(self._action("describe", stream))
+
+    def schema(self, stream: str) -> pa.Schema:
+        """The stream's current schema, system columns included."""
+        descriptor = flight.FlightDescriptor.for_path(stream)
+        with _translated():
+            return self._flight.get_schema(descriptor, self._options).schema
 
     def flush(self, stream: str | None = None) -> None:
         """Make the server write buffered records to Parquet segments now."""
         self._action("flush", stream)
 
-    def compact(self, stream: str | None = None) -> list[dict[str, Any]]:
-        """Make the server compact small segments now; one summary per stream."""
-        return self._action("compact", stream)
+    def compact(self, stream: str | None = None) -> list[CompactionResult]:
+        """Make the server compact small segments now; one CompactionResult per stream."""
+        return [CompactionResult(**result) for result in self._action("compact", stream)]
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -303,6 +363,11 @@ class Client:
 
 
 _END = object()
+
+
+def _check_batch_rows(batch_rows: int) -> None:
+    if batch_rows < 1:
+        raise InvalidInput(f"batch_rows must be at least 1, got {batch_rows}")
 
 
 class _Pump:

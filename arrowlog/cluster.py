@@ -40,9 +40,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from arrowlog.catalog import stored_schema
-from arrowlog.errors import ArrowlogError, StorageError, Unavailable
+from arrowlog.errors import ArrowlogError, LeaseLost, NotPartitionOwner, StorageError, Unavailable
 from arrowlog.lease import (
-    LeaseLost,
     LeaseRecord,
     Leases,
     NodeRegistry,
@@ -56,23 +55,9 @@ from arrowlog.segments import prepare_segment, write_segment_files
 if TYPE_CHECKING:
     from arrowlog.log import Log, _Stream
 
-__all__ = ["ClusterNode", "NotPartitionOwner"]
+__all__ = ["ClusterNode"]
 
 logger = logging.getLogger(__name__)
-
-
-class NotPartitionOwner(Unavailable):
-    """This node does not write the partition: send the records to ``owner`` instead.
-
-    ``owner`` holds the current writer's advertised URLs (``flight``, ``http``), or is
-    empty when no node holds the partition right now (retry shortly).
-    """
-
-    def __init__(self, message: str, *, stream: str, partition: int, owner: dict[str, str]) -> None:
-        super().__init__(message)
-        self.stream = stream
-        self.partition = partition
-        self.owner = owner
 
 
 @dataclass

@@ -48,12 +48,11 @@ from typing import Any
 import obstore
 from obstore.exceptions import AlreadyExistsError, NotFoundError, PreconditionError
 
-from arrowlog.errors import InvalidInput, StorageError, Unavailable
+from arrowlog.errors import InvalidInput, LeaseLost, StorageError
 
 __all__ = [
     "DEFAULT_LEASE_PREFIX",
     "DEFAULT_NODE_PREFIX",
-    "LeaseLost",
     "LeaseRecord",
     "Leases",
     "NodeRecord",
@@ -81,15 +80,6 @@ _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 _KEY_PART = re.compile(r"[A-Za-z0-9_.=@:-]+")
 
 Clock = Callable[[], float]
-
-
-class LeaseLost(Unavailable):
-    """This node no longer holds the lease: it expired and another node took it, or it was
-    re-acquired by a newer process with the same node id.
-
-    The holder must stop writing the partition at once; a retry on the new holder (or here,
-    after a fresh :meth:`Leases.acquire`) may succeed, hence :class:`Unavailable`.
-    """
 
 
 @dataclass(frozen=True)

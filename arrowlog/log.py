@@ -46,6 +46,7 @@ from arrowlog.errors import (
     InvalidInput,
     StorageError,
     StreamNotFound,
+    TooManyTails,
     Unavailable,
 )
 from arrowlog.metrics import LogGauges, Metrics, StreamGauges
@@ -74,7 +75,6 @@ from arrowlog.tails import (
     BacklogChunks,
     TailRegistry,
     TailSlot,
-    TooManyTails,
     check_offset,
 )
 from arrowlog.wal import WriteAheadLog, encode_batch

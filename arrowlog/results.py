@@ -3,9 +3,11 @@ and ``arrowlog.connect()`` (over Flight)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import pyarrow as pa
 
@@ -25,7 +27,14 @@ class AppendResult:
 
 @dataclass(frozen=True)
 class StreamInfo:
-    """What ``Log.streams()`` and ``Log.describe()`` report about one stream."""
+    """What ``Log.streams()`` and ``Log.describe()`` report about one stream.
+
+    The one declaration of a stream's description: HTTP's ``StreamDescription``
+    (``arrowlog/http/models.py``) is its ``to_dict()``, checked field by field in
+    ``tests/unit/test_results.py``; the Flight actions ``describe`` and ``list_streams``
+    send ``to_dict(arrow_schema=True)``, which ``from_dict`` turns back into an equal
+    StreamInfo (``arrowlog.connect()`` does).
+    """
 
     name: str
     schema: pa.Schema
@@ -40,23 +49,55 @@ class StreamInfo:
     max_time: datetime | None
     partitions: int = 1
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "schema": [
-                {"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in self.schema
-            ],
-            "time_column": self.time_column,
-            "rows": self.rows,
-            "first_offset": self.first_offset,
-            "last_offset": self.last_offset,
-            "bytes": self.bytes,
-            "segments": self.segments,
-            "buffered_rows": self.buffered_rows,
-            "min_time": self.min_time.isoformat() if self.min_time else None,
-            "max_time": self.max_time.isoformat() if self.max_time else None,
-            "partitions": self.partitions,
-        }
+    def to_dict(self, *, arrow_schema: bool = False) -> dict[str, Any]:
+        """Plain JSON values: the schema as ``[{name, type, nullable}]``, times in ISO 8601.
+
+        Args:
+            arrow_schema: also send the schema as base64 Arrow IPC under ``"arrow_schema"``:
+                the column list names types for people and cannot be parsed back exactly
+                (metadata, nested types), the IPC form can.
+
+        Example: ``json.dumps(log.describe("http_logs").to_dict())``
+        """
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, pa.Schema):
+                value = [
+                    {"name": c.name, "type": str(c.type), "nullable": c.nullable} for c in value
+                ]
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            out[f.name] = value
+        if arrow_schema:
+            out[_ARROW_SCHEMA] = base64.b64encode(self.schema.serialize().to_pybytes()).decode()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StreamInfo:
+        """The StreamInfo that ``to_dict(arrow_schema=True)`` encoded, equal to the original.
+
+        A field with a default (``partitions``) may be missing, as from an older server.
+
+        Raises:
+            KeyError: ``data`` has no ``"arrow_schema"``.
+            TypeError: ``data`` lacks a field without a default.
+        """
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        ipc = base64.b64decode(data[_ARROW_SCHEMA])
+        values["schema"] = pa.ipc.read_schema(pa.py_buffer(ipc))
+        for name in _TIME_FIELDS:
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
+
+
+_ARROW_SCHEMA = "arrow_schema"
+_TIME_FIELDS = tuple(
+    name
+    for name, hint in get_type_hints(StreamInfo).items()
+    if hint is datetime or datetime in get_args(hint)
+)
 
 
 @dataclass(frozen=True, slots=True)

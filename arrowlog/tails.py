@@ -30,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from arrowlog.errors import InvalidInput, Unavailable
+from arrowlog.errors import InvalidInput, TooManyTails, Unavailable
 
 __all__ = [
     "CHUNK_ROWS",
@@ -38,7 +38,6 @@ __all__ = [
     "BacklogChunks",
     "TailRegistry",
     "TailSlot",
-    "TooManyTails",
     "check_offset",
     "client_address",
 ]
@@ -67,17 +66,6 @@ def client_address(host: str) -> str:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
-
-
-class TooManyTails(Unavailable):
-    """A tail over ``max_tails`` or ``max_tails_per_client``; retry once another one ends.
-
-    ``per_client`` tells which: HTTP answers 429 for the per-client limit, 503 otherwise.
-    """
-
-    def __init__(self, message: str, *, per_client: bool) -> None:
-        super().__init__(message)
-        self.per_client = per_client
 
 
 class TailSlot:

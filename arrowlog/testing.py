@@ -19,8 +19,9 @@ Stopping is by PID: SIGTERM (the server lets requests finish, flushes every buff
 A temporary directory ``serve`` made is deleted once the server has stopped; what the server
 printed stays readable through ``output()``.
 
-``start_process`` is the same launcher for any other server command (``python -m
-flight_server``, a benchmark's bare Flight server): it waits for a ready line only.
+``start_process`` is the same launcher for any other server command (a benchmark's bare
+Flight server, ``arrowlog serve`` with an unusual command line): it waits for a ready line
+only.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ __all__ = [
 
 # What ``arrowlog serve`` prints once both listeners accept connections (arrowlog/cli.py).
 SERVE_READY = r"flight listening on (?P<flight>\S+)\nhttp listening on (?P<http>\S+)\n"
-# What a Flight-only server prints (``python -m flight_server``).
+# A Flight server's first ready line (``arrowlog serve``'s, or a bare one's).
 FLIGHT_READY = r"flight listening on (?P<url>grpc(?:\+tls)?://\S+)"
 
 # Settings given as flags rather than variables: serve() always sets them.
@@ -147,7 +148,7 @@ def start_process(
     """Start ``sys.executable *args`` and return once its stdout matches ``ready``.
 
     Args:
-        args: the arguments after the interpreter, e.g. ``["-m", "flight_server", ...]``.
+        args: the arguments after the interpreter, e.g. ``["-m", "arrowlog", "serve", ...]``.
         ready: a regular expression for what the server prints once it accepts connections.
         log_dir: where ``stdout.log`` and ``stderr.log`` go (created if missing).
         cwd: the working directory; default ``log_dir``, where no ``arrowlog.toml`` lies.
@@ -162,7 +163,7 @@ def start_process(
         RuntimeError: the process exited, or printed no ready line in time (it is stopped
             then); the message carries its output.
 
-    Example: ``start_process(["-m", "flight_server", "--port", "0"], FLIGHT_READY, log_dir=d)``
+    Example: ``start_process(["-m", "my_flight_server"], FLIGHT_READY, log_dir=d)``
     """
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,11 @@
 """arrowlog over Arrow Flight: Flight SQL for SQL clients, plain Flight verbs for the rest.
 
-One :class:`ArrowlogFlightServer` serves one :class:`arrowlog.Log`. Every handler decodes
-the request, calls one ``Log`` method and encodes the answer; Flight SQL
-messages come from :mod:`flight_server.sql_protocol`, errors go through the one mapping in
+One :class:`ArrowlogFlightServer` serves one :class:`arrowlog.Log`. Each RPC looks the
+decoded command up in its own handler table, keyed by the command's type (SQL text, the
+kind of JSON ticket, the Flight SQL message class); every handler decodes the request,
+calls one ``Log`` method and encodes the answer. Flight SQL messages come from
+:mod:`flight_server.sql_protocol`, JSON tickets and action bodies are checked by
+:mod:`flight_server.json_requests`, errors go through the one mapping in
 :mod:`flight_server.errors`, credentials through :mod:`flight_server.auth`.
 
 What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
@@ -21,7 +24,8 @@ What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
     does);
   - both take ``"partition": P`` for a stream of several partitions (cluster mode), whose
     offsets count per partition;
-  - each is checked against its schema (``ReadTicket``, ``TailTicket``): ``from_offset``
+  - each is checked against its schema (``ReadTicket``, ``TailTicket`` in
+    :mod:`flight_server.json_requests`): ``from_offset``
     0 to 2**63-1 for a read (its limit added stays in int64), 0 to 2**53-1 for a tail,
     ``limit`` 1 to ``MAX_READ_LIMIT``,
     ``partition`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
@@ -40,14 +44,16 @@ Plain Flight verbs
 * ``list_flights`` (criteria: an optional SQL LIKE pattern on stream names),
   ``get_flight_info`` / ``get_schema`` for path ``[stream]`` (rows and bytes in the info;
   its ticket replays the stream).
-* actions: ``flush`` and ``compact`` (body: a stream name, or empty for all),
-  ``describe`` (body: a stream name; result: JSON of ``StreamInfo.to_dict()``),
-  ``list_streams`` (no body; result: a JSON list of those). A stream name may also be
-  sent as JSON ``{"stream": NAME}`` (``StreamBody``), checked like a ticket.
+* actions: ``flush`` and ``compact`` (body: a stream name, or empty for all; ``compact``
+  answers a JSON list of ``CompactionResult``), ``describe`` (body: a stream name;
+  result: JSON of ``StreamInfo.to_dict(arrow_schema=True)``: the schema also as base64
+  Arrow IPC, which ``StreamInfo.from_dict`` reads back exactly), ``list_streams`` (no
+  body; result: a JSON list of those). A stream name may also be sent as JSON
+  ``{"stream": NAME}`` (``StreamBody``), checked like a ticket.
 
 Flight SQL
 ----------
-As ``sql_protocol``'s docstring describes what the ADBC driver sends: prepared statements
+As docs/flight-sql-clients.md describes what the ADBC driver sends: prepared statements
 (stateless handles; DataFusion ``$1``-style placeholders, bound positionally as Arrow
 scalars so their types survive; several parameter rows run the statement once per row and
 return the results one after another, under one schema where nullable wins; the
@@ -77,7 +83,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -90,12 +96,18 @@ from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavail
 from arrowlog.log import Log, Tail
 from arrowlog.query import QueryResult
 from arrowlog.schema import OFFSET, validate_stream_name
-from arrowlog.tails import MAX_OFFSET as TAIL_MAX_OFFSET
 from arrowlog.tails import client_address
 from arrowlog.workers import planning_stop
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
 from flight_server.errors import Unimplemented, map_errors
+from flight_server.json_requests import (
+    ReadTicket,
+    TailTicket,
+    no_body,
+    parse_ticket,
+    stream_from_body,
+)
 
 __all__ = [
     "CATALOG",
@@ -117,6 +129,14 @@ DEFAULT_BATCH_ROWS = 64 * 1024
 _TAIL_POLL = 0.2  # seconds between checks for a cancelled call while a tail waits
 _CANCEL_POLL = 0.05  # seconds between checks for a cancelled call while a result streams
 _INGEST_GROUP_BYTES = 16 * 1024 * 1024  # one Log.append (one fsync) per this much ingest
+
+#: A decoded ticket or descriptor command: SQL text, a JSON ticket, a Flight SQL message.
+Command = str | dict[str, Any] | Message
+# The handlers of each RPC's table (see ArrowlogFlightServer.__init__).
+_InfoHandler = Callable[[Any], tuple[pa.Schema, bytes]]
+_GetHandler = Callable[[flight.ServerCallContext, Any], flight.FlightDataStream]
+_PutHandler = Callable[[Any, flight.MetadataRecordBatchReader, flight.FlightMetadataWriter], None]
+_ActionHandler = Callable[[bytes], list[Any]]
 
 _NO_TRANSACTIONS = (
     "transactions are not supported: arrowlog is an append-only log, every acknowledged "
@@ -241,6 +261,72 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         self._batch_rows = batch_rows
         self._stopping = threading.Event()
         self._location = location
+        # One handler per command type and RPC, keyed as _command_type says. A command
+        # missing from an RPC's table is refused there by name (_unsupported_here; an
+        # action by the list of those offered); supporting another Flight SQL command is
+        # one entry in each table of the RPCs it goes through.
+        # GetFlightInfo and GetSchema: the result schema and the ticket that runs it.
+        self._info_handlers: dict[type, _InfoHandler] = {
+            str: self._plan_sql,
+            ReadTicket: self._plan_ticket,
+            TailTicket: self._plan_ticket,
+            sp.CommandStatementQuery: self._plan_statement,
+            sp.CommandPreparedStatementQuery: self._plan_prepared,
+            sp.TicketStatementQuery: self._plan_prepared,
+            sp.CommandGetSqlInfo: self._plan_metadata,
+            sp.CommandGetCatalogs: self._plan_metadata,
+            sp.CommandGetDbSchemas: self._plan_metadata,
+            sp.CommandGetTables: self._plan_metadata,
+            sp.CommandGetTableTypes: self._plan_metadata,
+            sp.CommandGetPrimaryKeys: self._plan_metadata,
+            sp.CommandGetExportedKeys: self._plan_metadata,
+            sp.CommandGetImportedKeys: self._plan_metadata,
+            sp.CommandGetCrossReference: self._plan_metadata,
+            sp.CommandGetXdbcTypeInfo: self._plan_metadata,
+        }
+        # DoGet: the result stream.
+        self._get_handlers: dict[type, _GetHandler] = {
+            str: self._get_sql,
+            ReadTicket: self._get_read,
+            TailTicket: self._get_tail,
+            sp.CommandStatementQuery: self._get_statement,
+            sp.TicketStatementQuery: self._get_prepared,
+            sp.CommandPreparedStatementQuery: self._get_prepared,
+            sp.CommandGetSqlInfo: self._get_sql_info,
+            sp.CommandGetCatalogs: self._get_catalogs,
+            sp.CommandGetDbSchemas: self._get_db_schemas,
+            sp.CommandGetTables: self._get_tables,
+            sp.CommandGetTableTypes: self._get_table_types,
+            # Primary/foreign keys and XDBC type info: arrowlog has none to report.
+            sp.CommandGetPrimaryKeys: self._get_nothing,
+            sp.CommandGetExportedKeys: self._get_nothing,
+            sp.CommandGetImportedKeys: self._get_nothing,
+            sp.CommandGetCrossReference: self._get_nothing,
+            sp.CommandGetXdbcTypeInfo: self._get_nothing,
+        }
+        # DoPut with a command descriptor (a path descriptor appends to the stream).
+        self._put_handlers: dict[type, _PutHandler] = {
+            sp.CommandStatementIngest: self._ingest,
+            sp.CommandPreparedStatementQuery: self._bind,
+            sp.CommandStatementUpdate: self._refuse_update,
+            sp.CommandPreparedStatementUpdate: self._refuse_update,
+        }
+        # DoAction, keyed by the action type (list_actions shows those in _ACTIONS).
+        self._action_handlers: dict[str, _ActionHandler] = {
+            sp.ACTION_CREATE_PREPARED_STATEMENT: self._create_prepared,
+            sp.ACTION_CLOSE_PREPARED_STATEMENT: _close_prepared,
+            sp.ACTION_GET_SESSION_OPTIONS: _get_session_options,
+            sp.ACTION_SET_SESSION_OPTIONS: _set_session_options,
+            sp.ACTION_CLOSE_SESSION: _close_session,
+            sp.ACTION_BEGIN_TRANSACTION: _refuse_transactions,
+            sp.ACTION_END_TRANSACTION: _refuse_transactions,
+            sp.ACTION_BEGIN_SAVEPOINT: _refuse_transactions,
+            sp.ACTION_END_SAVEPOINT: _refuse_transactions,
+            "flush": self._flush,
+            "compact": self._compact,
+            "describe": self._describe,
+            "list_streams": self._list_streams,
+        }
         middleware = {"auth": BearerTokenMiddlewareFactory(token)} if token else None
         super().__init__(
             location,
@@ -307,27 +393,36 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             ordered=True,
         )
 
-    def _plan_command(self, command: object) -> tuple[pa.Schema, bytes]:
+    def _plan_command(self, command: Command) -> tuple[pa.Schema, bytes]:
         """The result schema of a command and the (stateless) ticket that runs it."""
-        if isinstance(command, str):
-            return self._plan(command, None).schema, command.encode()
-        if isinstance(command, dict):
-            return self._ticket_schema(command), json.dumps(command).encode()
-        if isinstance(command, sp.CommandStatementQuery):
-            _refuse_transaction(command)
-            return (
-                self._plan(command.query, None).schema,
-                sp.encode_statement_ticket(command.query),
-            )
-        if isinstance(command, sp.CommandPreparedStatementQuery | sp.TicketStatementQuery):
-            sql, params = _statement(command)
-            schema, _results = self._plan_rows(sql, params)
-            return schema, sp.encode_statement_ticket(sql, params)
-        assert isinstance(command, Message)
+        handler = self._info_handlers.get(_command_type(command))
+        if handler is None:
+            assert isinstance(command, Message)  # SQL text and JSON tickets always have one
+            raise _unsupported_here(command, "GetFlightInfo")
+        return handler(command)
+
+    def _plan_sql(self, command: str) -> tuple[pa.Schema, bytes]:
+        return self._plan(command, None).schema, command.encode()
+
+    def _plan_ticket(self, command: dict[str, Any]) -> tuple[pa.Schema, bytes]:
+        return self._ticket_schema(command), json.dumps(command).encode()
+
+    def _plan_statement(self, command: Message) -> tuple[pa.Schema, bytes]:
+        _refuse_transaction(command)
+        return (
+            self._plan(command.query, None).schema,
+            sp.encode_statement_ticket(command.query),
+        )
+
+    def _plan_prepared(self, command: Message) -> tuple[pa.Schema, bytes]:
+        sql, params = _statement(command)
+        schema, _results = self._plan_rows(sql, params)
+        return schema, sp.encode_statement_ticket(sql, params)
+
+    def _plan_metadata(self, command: Message) -> tuple[pa.Schema, bytes]:
         schema = sp.metadata_schema(command)
-        if schema is not None:
-            return schema, sp.pack(command)
-        raise _unsupported_here(command, "GetFlightInfo")
+        assert schema is not None  # the table lists metadata commands only
+        return schema, sp.pack(command)
 
     def _ticket_schema(self, ticket: dict[str, Any]) -> pa.Schema:
         return self._log.schema(ticket.get("read") or ticket["tail"])
@@ -339,28 +434,43 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         self, context: flight.ServerCallContext, ticket: flight.Ticket
     ) -> flight.FlightDataStream:
         command = _decode(ticket.ticket)
-        if isinstance(command, str):
-            return self._query_stream(context, command, None)
-        if isinstance(command, dict):
-            partition = _partition(command)
-            if "tail" in command:
-                return self._tail_stream(
-                    context, command["tail"], command["from_offset"], partition
-                )
-            return self._read_stream(
-                context, command["read"], command["from_offset"], command.get("limit"), partition
-            )
-        if isinstance(command, sp.CommandStatementQuery):
-            _refuse_transaction(command)
-            return self._query_stream(context, command.query, None)
-        if isinstance(command, sp.TicketStatementQuery | sp.CommandPreparedStatementQuery):
-            return self._query_stream(context, *_statement(command))
-        assert isinstance(command, Message)
-        table = self._metadata_table(command)
-        if table is None:
+        handler = self._get_handlers.get(_command_type(command))
+        if handler is None:
+            assert isinstance(command, Message)  # SQL text and JSON tickets always have one
             raise _unsupported_here(command, "DoGet")
-        # One batch: ADBC's get_table_schema reads only the first batch of the reply.
-        return flight.RecordBatchStream(table.combine_chunks())
+        return handler(context, command)
+
+    def _get_sql(self, context: flight.ServerCallContext, command: str) -> flight.FlightDataStream:
+        return self._query_stream(context, command, None)
+
+    def _get_statement(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
+        _refuse_transaction(command)
+        return self._query_stream(context, command.query, None)
+
+    def _get_prepared(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
+        return self._query_stream(context, *_statement(command))
+
+    def _get_read(
+        self, context: flight.ServerCallContext, command: dict[str, Any]
+    ) -> flight.FlightDataStream:
+        return self._read_stream(
+            context,
+            command["read"],
+            command["from_offset"],
+            command.get("limit"),
+            _partition(command),
+        )
+
+    def _get_tail(
+        self, context: flight.ServerCallContext, command: dict[str, Any]
+    ) -> flight.FlightDataStream:
+        return self._tail_stream(
+            context, command["tail"], command["from_offset"], _partition(command)
+        )
 
     def _query_stream(
         self, context: flight.ServerCallContext, sql: str, params: pa.RecordBatch | None
@@ -546,20 +656,39 @@ class ArrowlogFlightServer(flight.FlightServerBase):
 
     # -- Flight SQL metadata -------------------------------------------------------------
 
-    def _metadata_table(self, command: Message) -> pa.Table | None:
-        if isinstance(command, sp.CommandGetSqlInfo):
-            return sp.sql_info_table(_SQL_INFO, list(command.info))
-        if isinstance(command, sp.CommandGetCatalogs):
-            return sp.catalogs_table([CATALOG])
-        if isinstance(command, sp.CommandGetDbSchemas):
-            return sp.db_schemas_table(sp.filter_db_schemas([(CATALOG, DB_SCHEMA)], command))
-        if isinstance(command, sp.CommandGetTables):
-            return self._tables_table(command)
-        if isinstance(command, sp.CommandGetTableTypes):
-            return sp.table_types_table([TABLE_TYPE])
+    def _get_sql_info(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
+        return _one_batch(sp.sql_info_table(_SQL_INFO, list(command.info)))
+
+    def _get_catalogs(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
+        return _one_batch(sp.catalogs_table([CATALOG]))
+
+    def _get_db_schemas(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
+        return _one_batch(
+            sp.db_schemas_table(sp.filter_db_schemas([(CATALOG, DB_SCHEMA)], command))
+        )
+
+    def _get_tables(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
+        return _one_batch(self._tables_table(command))
+
+    def _get_table_types(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
+        return _one_batch(sp.table_types_table([TABLE_TYPE]))
+
+    def _get_nothing(
+        self, context: flight.ServerCallContext, command: Message
+    ) -> flight.FlightDataStream:
         schema = sp.metadata_schema(command)
-        # Primary/foreign keys and XDBC type info: arrowlog has none to report.
-        return schema.empty_table() if schema is not None else None
+        assert schema is not None  # the table lists metadata commands only
+        return _one_batch(schema.empty_table())
 
     def _tables_table(self, command: Message) -> pa.Table:
         rows = sp.filter_tables(
@@ -594,12 +723,9 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             self._append_batches(context, _path_stream(descriptor), reader, writer)
             return
         command = _decode(descriptor.command)
-        if isinstance(command, sp.CommandStatementIngest):
-            self._ingest(command, reader, writer)
-        elif isinstance(command, sp.CommandPreparedStatementQuery):
-            self._bind(command, reader, writer)
-        elif isinstance(command, sp.CommandStatementUpdate | sp.CommandPreparedStatementUpdate):
-            self._refuse_update(command, reader)
+        handler = self._put_handlers.get(_command_type(command))
+        if handler is not None:
+            handler(command, reader, writer)
         elif isinstance(command, Message):
             raise _unsupported_here(command, "DoPut")
         else:
@@ -704,7 +830,12 @@ class ArrowlogFlightServer(flight.FlightServerBase):
                     raise
         writer.write(pa.py_buffer(sp.encode_update_result(total)))
 
-    def _refuse_update(self, command: Message, reader: flight.MetadataRecordBatchReader) -> None:
+    def _refuse_update(
+        self,
+        command: Message,
+        reader: flight.MetadataRecordBatchReader,
+        writer: flight.FlightMetadataWriter,
+    ) -> None:
         """Refuse an update; a query sent as one (``executemany``) learns what runs it.
 
         The statement is planned with its first parameter row to tell the two apart: the
@@ -744,26 +875,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
 
     @map_errors
     def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> list[Any]:
-        handlers: dict[str, Callable[[bytes], list[Any]]] = {
-            sp.ACTION_CREATE_PREPARED_STATEMENT: self._create_prepared,
-            sp.ACTION_CLOSE_PREPARED_STATEMENT: _close_prepared,
-            sp.ACTION_GET_SESSION_OPTIONS: _get_session_options,
-            sp.ACTION_SET_SESSION_OPTIONS: _set_session_options,
-            sp.ACTION_CLOSE_SESSION: _close_session,
-            "flush": self._flush,
-            "compact": self._compact,
-            "describe": self._describe,
-            "list_streams": self._list_streams,
-        }
-        handler = handlers.get(action.type)
+        handler = self._action_handlers.get(action.type)
         if handler is None:
-            if action.type in (
-                sp.ACTION_BEGIN_TRANSACTION,
-                sp.ACTION_END_TRANSACTION,
-                sp.ACTION_BEGIN_SAVEPOINT,
-                sp.ACTION_END_SAVEPOINT,
-            ):
-                raise Unimplemented(_NO_TRANSACTIONS)
             raise Unimplemented(
                 f"unknown action {action.type!r}; this server offers {', '.join(_ACTIONS)}"
             )
@@ -784,217 +897,33 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         return [flight.Result(sp.encode_prepared_statement_result(handle, schema))]
 
     def _flush(self, body: bytes) -> list[Any]:
-        stream = _stream_from_body(body, required=False, action="flush")
+        stream = stream_from_body(body, required=False, action="flush")
         self._log.flush(stream)
         return [_json_result({"flushed": stream if stream is not None else "all"})]
 
     def _compact(self, body: bytes) -> list[Any]:
-        stream = _stream_from_body(body, required=False, action="compact")
+        stream = stream_from_body(body, required=False, action="compact")
         results = self._log.compact(stream)
         return [_json_result([dataclasses.asdict(r) for r in results])]
 
     def _describe(self, body: bytes) -> list[Any]:
-        stream = _stream_from_body(body, required=True, action="describe")
-        return [_json_result(self._log.describe(stream).to_dict())]
+        stream = stream_from_body(body, required=True, action="describe")
+        return [_json_result(self._log.describe(stream).to_dict(arrow_schema=True))]
 
     def _list_streams(self, body: bytes) -> list[Any]:
-        _no_body(body, "list_streams")
-        return [_json_result([info.to_dict() for info in self._log.streams()])]
-
-
-# ---------------------------------------------------------------------------------------
-# Request schemas: what a JSON ticket or action body may hold.
-#
-# Each kind of request is a frozen dataclass whose fields declare what they take (the
-# ``spec`` in their metadata); ``_parse`` checks a decoded JSON object against it: no
-# unknown or duplicate keys, the required fields present, each value of its JSON type and
-# in its range (``true`` is not an integer, ``1.0`` is not an integer, ``null`` is the same
-# as leaving an optional field out), then the kind's own rules across fields. Anything
-# else is refused with INVALID_ARGUMENT naming the field, what it takes and what came.
-
-MAX_OFFSET = 2**63 - 1  # offsets are int64
-MAX_READ_LIMIT = 10_000_000  # a read with a limit is answered as one table, held in memory
-MAX_PARTITION = 2**31 - 1
-# A tail starts at most here (arrowlog.tails: the largest integer every JSON client reads).
-MAX_TAIL_OFFSET = TAIL_MAX_OFFSET
-MAX_JSON_REQUEST_BYTES = 64 * 1024
-_JSON_TYPES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
-
-
-@dataclasses.dataclass(frozen=True)
-class _Integer:
-    """A JSON integer from ``low`` to ``high`` (booleans and floats are not integers)."""
-
-    low: int
-    high: int
-
-    @property
-    def expected(self) -> str:
-        return f"an integer from {self.low} to {self.high}"
-
-    def problem(self, value: object) -> str | None:
-        ok = type(value) is int and self.low <= value <= self.high  # type: ignore[operator]
-        return None if ok else f" must be {self.expected}, got {_describe(value)}"
-
-
-@dataclasses.dataclass(frozen=True)
-class _StreamName:
-    """A JSON string naming a stream (``validate_stream_name`` says which names are valid)."""
-
-    expected = "a stream name (a string)"
-
-    def problem(self, value: object) -> str | None:
-        if not isinstance(value, str):
-            return f" must be {self.expected}, got {_describe(value)}"
-        try:
-            validate_stream_name(value)
-        except InvalidInput as e:
-            return f": {e}"
-        return None
-
-
-def _spec(spec: _Integer | _StreamName, **kwargs: Any) -> Any:
-    return dataclasses.field(metadata={"spec": spec}, **kwargs)
-
-
-@dataclasses.dataclass(frozen=True)
-class ReadTicket:
-    """``{"read": STREAM, "from_offset": N, "limit": M, "partition": P}``: replay records."""
-
-    read: str = _spec(_StreamName())
-    from_offset: int = _spec(_Integer(0, MAX_OFFSET), default=0)
-    limit: int | None = _spec(_Integer(1, MAX_READ_LIMIT), default=None)
-    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
-
-    def check(self) -> None:
-        if self.limit is not None and self.from_offset + self.limit > MAX_OFFSET:
-            raise InvalidInput(
-                f"read ticket: from_offset + limit must be at most {MAX_OFFSET} (offsets are "
-                f"int64), got {self.from_offset} + {self.limit}"
-            )
-
-
-@dataclasses.dataclass(frozen=True)
-class TailTicket:
-    """``{"tail": STREAM, "from_offset": N, "partition": P}``: follow a stream live."""
-
-    tail: str = _spec(_StreamName())
-    from_offset: int = _spec(_Integer(0, MAX_TAIL_OFFSET), default=0)
-    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
-
-    def check(self) -> None:
-        pass
-
-
-@dataclasses.dataclass(frozen=True)
-class StreamBody:
-    """The JSON body of ``flush``, ``compact`` and ``describe``: ``{"stream": NAME}``."""
-
-    stream: str | None = _spec(_StreamName(), default=None)
-
-    def check(self) -> None:
-        pass
-
-
-@dataclasses.dataclass(frozen=True)
-class EmptyBody:
-    """The body of ``list_streams``: nothing (empty, or ``{}``)."""
-
-    def check(self) -> None:
-        pass
-
-
-_Request = TypeVar("_Request", ReadTicket, TailTicket, StreamBody, EmptyBody)
-
-
-def _parse(kind: type[_Request], obj: object, what: str) -> _Request:
-    """``obj`` (decoded JSON) as a ``kind``, or InvalidInput naming what is wrong."""
-    fields = {f.name: f for f in dataclasses.fields(kind)}
-    takes = ", ".join(f'"{name}"' for name in fields) or "no fields"
-    if not isinstance(obj, dict):
-        raise InvalidInput(f"{what} must be a JSON object, got {_describe(obj)}")
-    unknown = [key for key in obj if key not in fields]
-    if unknown:
-        raise InvalidInput(f"{what}: unknown field {unknown[0]!r}; it takes {takes}")
-    values: dict[str, Any] = {}
-    for name, field in fields.items():
-        spec = field.metadata["spec"]
-        value = obj.get(name)
-        if value is None:
-            if field.default is dataclasses.MISSING:
-                raise InvalidInput(f"{what}: field {name!r} is required: {spec.expected}")
-            continue
-        problem = spec.problem(value)
-        if problem is not None:
-            raise InvalidInput(f"{what}: field {name!r}{problem}")
-        values[name] = value
-    request = kind(**values)
-    request.check()
-    return request
-
-
-def _describe(value: object) -> str:
-    """A JSON value for an error message: short, with its JSON type."""
-    if value is None:
-        return "null"
-    try:
-        text = json.dumps(value, ensure_ascii=True)
-    except (TypeError, ValueError, RecursionError):
-        text = "..."
-    if len(text) > 60:
-        text = text[:57] + "..."
-    kind = (
-        "an array" if isinstance(value, list) else "an object" if isinstance(value, dict) else None
-    )
-    return f"{text} ({kind or _JSON_TYPES.get(type(value), type(value).__name__)})"
-
-
-def _load_json(data: bytes, what: str) -> object:
-    """Decode a JSON request: UTF-8, no duplicate keys, no NaN/Infinity, bounded size."""
-    if len(data) > MAX_JSON_REQUEST_BYTES:
-        raise InvalidInput(
-            f"the {what} is {len(data)} bytes, over the limit of {MAX_JSON_REQUEST_BYTES}"
-        )
-    try:
-        return json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_no_constant,
-        )
-    except UnicodeDecodeError:
-        raise InvalidInput(f"the {what} is not UTF-8") from None
-    except RecursionError:
-        raise InvalidInput(f"the {what} is nested too deeply") from None
-    except ValueError as e:  # JSONDecodeError, the above, an integer of too many digits
-        raise InvalidInput(f"malformed JSON in the {what}: {e}") from None
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise _DuplicateKey(f"the key {key!r} appears twice")
-    return obj
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a JSON number")
+        no_body(body, "list_streams")
+        return [_json_result([info.to_dict(arrow_schema=True) for info in self._log.streams()])]
 
 
 # ---------------------------------------------------------------------------------------
 # Decoding requests.
 
 
-def _decode(raw: sp.BytesLike) -> Message | dict[str, Any] | str:
+def _decode(raw: sp.BytesLike) -> Command:
     """A ticket or descriptor command: a Flight SQL message, a JSON ticket or SQL text."""
     data = bytes(raw)
     if data[:1] == b"{":
-        return _json_ticket(data)
+        return parse_ticket(data)
     if _is_any(data):
         return sp.unpack(data)  # a clear ProtocolError for foreign or corrupt messages
     try:
@@ -1018,25 +947,6 @@ def _is_any(data: bytes) -> bool:
         return False
     url = envelope.type_url
     return "/" in url and not any(c.isspace() for c in url)
-
-
-def _json_ticket(data: bytes) -> dict[str, Any]:
-    """A JSON ticket, checked against its schema (``ReadTicket`` or ``TailTicket``).
-
-    Returned as a dict of the fields given (``from_offset`` defaulted to 0): what
-    ``do_get`` and ``_plan_command`` take, and what encodes the ticket again.
-    """
-    obj = _load_json(data, "JSON ticket")
-    if not isinstance(obj, dict) or ("tail" in obj) == ("read" in obj):
-        raise InvalidInput(
-            'a JSON ticket needs exactly one of "tail" or "read": '
-            '{"tail": STREAM, "from_offset": N} or {"read": STREAM, "from_offset": N, "limit": M}'
-        )
-    if "tail" in obj:
-        ticket: ReadTicket | TailTicket = _parse(TailTicket, obj, "tail ticket")
-    else:
-        ticket = _parse(ReadTicket, obj, "read ticket")
-    return {k: v for k, v in dataclasses.asdict(ticket).items() if v is not None}
 
 
 def _path_stream(descriptor: flight.FlightDescriptor) -> str:
@@ -1089,13 +999,30 @@ def _peer_host(peer: str) -> str:
 
 
 def _partition(command: dict[str, Any]) -> int | None:
-    """The ``partition`` of a read or tail ticket (``_json_ticket`` checked it)."""
+    """The ``partition`` of a read or tail ticket (``parse_ticket`` checked it)."""
     return command.get("partition")
+
+
+def _command_type(command: Command) -> type:
+    """What the handler tables are keyed by: ``str`` for SQL text, the schema of a JSON
+    ticket (``ReadTicket`` or ``TailTicket``), the message class of a Flight SQL command."""
+    if isinstance(command, dict):
+        return TailTicket if "tail" in command else ReadTicket
+    return type(command)
+
+
+def _one_batch(table: pa.Table) -> flight.FlightDataStream:
+    # One batch: ADBC's get_table_schema reads only the first batch of the reply.
+    return flight.RecordBatchStream(table.combine_chunks())
 
 
 def _refuse_transaction(message: Message) -> None:
     if message.HasField("transaction_id"):
         raise Unimplemented(_NO_TRANSACTIONS)
+
+
+def _refuse_transactions(body: bytes) -> list[Any]:
+    raise Unimplemented(_NO_TRANSACTIONS)
 
 
 def _unsupported_here(command: Message, rpc: str) -> Exception:
@@ -1168,38 +1095,6 @@ def _set_session_options(body: bytes) -> list[Any]:
 def _close_session(body: bytes) -> list[Any]:
     closed = sp.CloseSessionResult(status=sp.CloseSessionResult.Status.Value("CLOSED"))
     return [flight.Result(closed.SerializeToString())]
-
-
-def _stream_from_body(body: bytes, *, required: bool, action: str) -> str | None:
-    """An action body: empty, a bare stream name, or JSON ``{"stream": NAME}``."""
-    what = f"{action} action body"
-    try:
-        text = body.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise InvalidInput(
-            f'the {what} is not UTF-8: send a stream name or {{"stream": NAME}}'
-        ) from None
-    if text.startswith("{"):
-        stream = _parse(StreamBody, _load_json(body, what), what).stream
-    elif text:
-        stream = _parse(StreamBody, {"stream": text}, what).stream
-    else:
-        stream = None
-    if stream is None and required:
-        raise InvalidInput(
-            f'the {action} action needs a stream name as its body, or {{"stream": NAME}}'
-        )
-    return stream
-
-
-def _no_body(body: bytes, action: str) -> None:
-    """An action that takes no body: empty, blank, or ``{}``."""
-    what = f"{action} action body"
-    text = body.strip()
-    if text.startswith(b"{"):
-        _parse(EmptyBody, _load_json(body, what), what)
-    elif text:
-        raise InvalidInput(f"the {action} action takes no body, got {len(body)} bytes")
 
 
 def _json_result(value: object) -> flight.Result:

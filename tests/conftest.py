@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from arrowlog.testing import FLIGHT_READY, ServerProcess, free_port
+from arrowlog.testing import FLIGHT_READY, ServerProcess, free_port, serve
 from arrowlog.testing import start_process as launch
 
 __all__ = [
@@ -139,7 +139,7 @@ def _cert_with_cryptography(cert_path: Path, key_path: Path, host: str) -> None:
 
 @dataclass
 class FlightServer:
-    """A running ``python -m flight_server``: where it listens and what it serves."""
+    """A running ``python -m arrowlog -v serve``: its Flight address and what it serves."""
 
     url: str
     data_dir: Path
@@ -158,25 +158,29 @@ def start_flight_server(
     tls: tuple[Path, Path] | None = None,
     extra_args: Sequence[str] = (),
 ) -> FlightServer:
-    """Start ``python -m flight_server`` on a free port over a data directory under ``base``."""
-    data_dir = base / "data"
-    args = [
-        "-m",
-        "flight_server",
-        "--data-dir",
-        str(data_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ]
-    env: dict[str, str] = {}
+    """Start ``arrowlog serve`` on free ports over a data directory under ``base``.
+
+    As the Flight-only server these tests were written for: logging at INFO (``-v``, some
+    tests read the log), queries in the server process with no time limit (as in an
+    embedded ``arrowlog.open()``). The token goes in the environment, not a flag.
+    """
+    settings: dict[str, object] = {"query_workers": 0, "query_timeout": 0}
     if token is not None:
-        env["ARROWLOG_TOKEN"] = token  # the environment, not a flag: flags show in `ps`
+        settings["token"] = token
     if tls is not None:
-        args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
-    process = start_process([*args, *extra_args], FLIGHT_READY, log_dir=base / "logs", env=env)
-    return FlightServer(process.match["url"], data_dir, token, process)
+        settings.update(tls_cert=tls[0], tls_key=tls[1])
+    try:
+        server = serve(
+            base / "data",
+            log_dir=base / "logs",
+            args=extra_args,
+            verbose=1,
+            timeout=30.0,
+            **settings,
+        )
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    return FlightServer(server.flight_url, server.data_dir, token, server.process)
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,7 @@ import pyarrow as pa
 from fastapi import Request
 
 from arrowlog.arrow_input import read_ipc_stream
-from arrowlog.errors import BatchTooLarge, InvalidInput
-from arrowlog.http.errors import UnsupportedMediaType
+from arrowlog.errors import BatchTooLarge, InvalidInput, UnsupportedMediaType
 from arrowlog.json_records import MAX_JSON_DEPTH, check_json_depth, parse_json_array, parse_ndjson
 
 __all__ = [

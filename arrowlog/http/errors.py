@@ -1,8 +1,9 @@
 """The one mapping from arrowlog's errors to HTTP status codes, and its exception handler.
 
 Every route raises arrowlog errors and nothing else; ``install`` registers one handler
-that answers them all. The most specific class in ``STATUS`` wins (the exception's MRO is
-walked, as in httpx's ``map_exceptions``)::
+that answers them all. The classes are all in ``arrowlog/errors.py``, those only HTTP
+raises included; this module only maps them. The most specific class in ``STATUS`` wins
+(the exception's MRO is walked, as in httpx's ``map_exceptions``)::
 
     ArrowlogError              500
     ├── InvalidInput           400  bad type (names the column), bad JSON (names the line),
@@ -11,15 +12,16 @@ walked, as in httpx's ``map_exceptions``)::
     │   ├── ReadOnlyQuery      403  DDL/DML/COPY: refused by policy, as Flight's
     │   │                           PERMISSION_DENIED (not 400: the SQL itself is fine)
     │   ├── QueryLimitExceeded 400  ran past query_timeout / query_memory_limit
-    │   ├── UnsupportedMediaType  415  (this module) a Content-Type/-Encoding we cannot read
-    │   ├── NotAcceptable      406  (this module) no answer format the Accept header allows
-    │   ├── HostNotAllowed     400  (this module) a Host header not on the allow-list
-    │   ├── OriginNotAllowed   403  (this module) a browser page of another origin
-    │   └── RequestTimeout     408  (this module) a body too slow; the connection is closed
+    │   ├── UnsupportedMediaType  415  a Content-Type/-Encoding we cannot read
+    │   ├── NotAcceptable      406  no answer format the Accept header allows
+    │   ├── HostNotAllowed     400  a Host header not on the allow-list
+    │   ├── OriginNotAllowed   403  a browser page of another origin
+    │   └── RequestTimeout     408  a body too slow; the connection is closed
     ├── StreamNotFound         404
     ├── Unauthenticated        401  with ``WWW-Authenticate: Bearer`` (RFC 6750 §3)
     ├── Unavailable            503  log closed, shutting down
-    │   ├── BodiesInFlight     503  (this module) max_inflight_body_bytes reached; Retry-After
+    │   ├── TooManyTails       503, or 429 for the per-client limit (``http/tail.py``)
+    │   ├── BodiesInFlight     503  max_inflight_body_bytes reached; Retry-After
     │   └── NotPartitionOwner  307  (cluster) to the node writing the partition; 503 if none
     └── StorageError           500
 
@@ -44,26 +46,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from arrowlog.cluster import NotPartitionOwner
 from arrowlog.errors import (
     ArrowlogError,
     BatchTooLarge,
+    BodiesInFlight,
+    HostNotAllowed,
     InvalidInput,
+    NotAcceptable,
+    NotPartitionOwner,
+    OriginNotAllowed,
     ReadOnlyQuery,
+    RequestTimeout,
     StorageError,
     StreamNotFound,
     Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 __all__ = [
     "STATUS",
-    "BodiesInFlight",
-    "HostNotAllowed",
-    "NotAcceptable",
-    "OriginNotAllowed",
-    "RequestTimeout",
-    "UnsupportedMediaType",
     "describe_errors",
     "error_body",
     "error_response",
@@ -72,30 +74,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class UnsupportedMediaType(InvalidInput):
-    """The request body's Content-Type or Content-Encoding is not one arrowlog reads."""
-
-
-class NotAcceptable(InvalidInput):
-    """The Accept header allows none of the formats a query can be answered in."""
-
-
-class HostNotAllowed(InvalidInput):
-    """The Host header names a host this server does not answer for (DNS rebinding)."""
-
-
-class OriginNotAllowed(InvalidInput):
-    """A browser page of another origin sent the request (CSRF, rebinding)."""
-
-
-class RequestTimeout(InvalidInput):
-    """The client sent its request too slowly; the connection is closed after the answer."""
-
-
-class BodiesInFlight(Unavailable):
-    """Request bodies in memory are at max_inflight_body_bytes; retry in a moment."""
 
 
 # Answers after which the connection is closed: the rest of the request body is unread.

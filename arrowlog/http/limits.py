@@ -34,14 +34,14 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arrowlog.config import Settings
-from arrowlog.errors import ArrowlogError
-from arrowlog.http.errors import (
+from arrowlog.errors import (
+    ArrowlogError,
     BodiesInFlight,
     HostNotAllowed,
     OriginNotAllowed,
     RequestTimeout,
-    error_response,
 )
+from arrowlog.http.errors import error_response
 
 __all__ = ["BodyBudget", "HostPolicy", "OriginPolicy", "RequestGuard"]
 

@@ -1,8 +1,9 @@
 """Request and response shapes of the HTTP API, with the examples ``/docs`` shows.
 
-The shapes mirror the Python API: ``AppendResult`` → ``AppendResponse``,
-``StreamInfo.to_dict()`` → ``StreamDescription``. They exist for validation and the
-OpenAPI document; routes build them straight from the Log's answers.
+The shapes are the Python API's (``arrowlog/results.py``): ``AppendResult`` →
+``AppendResponse``, ``StreamInfo.to_dict()`` → ``StreamDescription``. They exist for
+validation and the OpenAPI document; routes build them straight from the Log's answers,
+and ``tests/unit/test_results.py`` checks that their fields are the dataclasses' fields.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class StreamDescription(TypedDict):
     buffered_rows: int
     min_time: str | None
     max_time: str | None
+    partitions: int
 
 
 class StreamList(TypedDict):
@@ -125,4 +127,5 @@ STREAM_EXAMPLE: StreamDescription = {
     "buffered_rows": 2,
     "min_time": "2026-11-23T10:00:00+00:00",
     "max_time": "2026-11-23T10:05:00+00:00",
+    "partitions": 1,
 }

@@ -25,10 +25,10 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from arrowlog._formats import Format, encode
-from arrowlog.errors import ArrowlogError, InvalidInput
+from arrowlog.errors import ArrowlogError, InvalidInput, NotAcceptable, UnsupportedMediaType
 from arrowlog.http.body import read_body
 from arrowlog.http.deps import LogDep, SettingsDep
-from arrowlog.http.errors import NotAcceptable, UnsupportedMediaType, describe_errors
+from arrowlog.http.errors import describe_errors
 from arrowlog.http.models import ErrorResponse, QueryRequest
 from arrowlog.query import QueryResult
 from arrowlog.workers import planning_stop

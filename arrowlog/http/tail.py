@@ -57,13 +57,13 @@ from starlette.types import Receive, Scope, Send
 
 from arrowlog._formats import ndjson_lines
 from arrowlog.config import Settings
-from arrowlog.errors import ArrowlogError, InvalidInput, Unavailable
+from arrowlog.errors import ArrowlogError, InvalidInput, TooManyTails, Unavailable
 from arrowlog.http.deps import LogDep
 from arrowlog.http.models import ErrorResponse
 from arrowlog.log import Log, Tail
 from arrowlog.metrics import Metrics
 from arrowlog.schema import OFFSET, validate_stream_name
-from arrowlog.tails import MAX_OFFSET, TooManyTails, check_offset, client_address
+from arrowlog.tails import MAX_OFFSET, check_offset, client_address
 
 __all__ = ["TailHub", "router"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -83,6 +85,19 @@ def test_read(client: arrowlog.Client, stream_name: str) -> None:
     assert client.read(stream_name, from_offset=100).num_rows == 0
 
 
+def test_iter_read_and_tail_in_batch_rows(client: arrowlog.Client, stream_name: str) -> None:
+    client.append(stream_name, {"n": list(range(10))})
+    replayed = list(client.iter_read(stream_name, 2, batch_rows=3))
+    assert [t.num_rows for t in replayed] == [3, 3, 2]
+    assert pa.concat_tables(replayed).column("_offset").to_pylist() == list(range(2, 10))
+    assert list(client.iter_read(stream_name, 10)) == []
+    tail = client.tail(stream_name, 1, batch_rows=4, poll=0.1)
+    assert [next(tail).num_rows for _ in range(3)] == [4, 4, 1]
+    tail.close()
+    with pytest.raises(arrowlog.InvalidInput, match="batch_rows must be at least 1"):
+        next(client.iter_read(stream_name, batch_rows=0))
+
+
 def test_tail_receives_appends_in_order(client: arrowlog.Client, stream_name: str) -> None:
     client.append(stream_name, {"n": [0, 1, 2]})
     stop = threading.Event()
@@ -120,14 +135,65 @@ def test_tail_follows_schema_evolution(client: arrowlog.Client, stream_name: str
 
 def test_streams_describe_flush(client: arrowlog.Client, stream_name: str) -> None:
     client.append(stream_name, {"n": [1, 2, 3]})
-    assert client.describe(stream_name)["buffered_rows"] == 3
+    assert client.describe(stream_name).buffered_rows == 3
     client.flush(stream_name)
     described = client.describe(stream_name)
-    assert (described["rows"], described["buffered_rows"], described["last_offset"]) == (3, 0, 2)
-    listed = {s["name"]: s for s in client.streams()}
-    assert listed[stream_name]["rows"] == 3
-    assert [c["name"] for c in listed[stream_name]["schema"]] == ["n", "_offset", "_ingested_at"]
+    assert isinstance(described, arrowlog.StreamInfo)
+    assert (described.rows, described.buffered_rows, described.last_offset) == (3, 0, 2)
+    listed = {s.name: s for s in client.streams()}
+    assert listed[stream_name] == described
+    assert listed[stream_name].schema.names == ["n", "_offset", "_ingested_at"]
+    assert client.schema(stream_name) == described.schema
     client.flush()
+
+
+def test_remote_answers_equal_the_embedded_ones(tmp_path: Path) -> None:
+    """describe, streams and compact answer through a server what the embedded Log answers.
+
+    The server's data directory is read embedded once the server stopped; compaction runs
+    remotely on it and embedded on a copy taken at the same point.
+    """
+    ts = pa.timestamp("us", tz="UTC")
+    server = start_flight_server(tmp_path)
+    with arrowlog.connect(server.url) as c:
+        for i in range(3):  # three small segments of one day: something to compact
+            c.append(
+                "events",
+                pa.table(
+                    {
+                        "ts": pa.array([i * 1_000_000, i * 1_000_000 + 1], ts),
+                        "tags": pa.array([{"k": i}, None], pa.struct([("k", pa.int8())])),
+                        "price": pa.array([i, None], pa.decimal128(9, 2)),
+                    }
+                ),
+            )
+            c.flush("events")
+        c.append("other", {"n": [1, 2]})
+        c.flush()
+        described, listed = c.describe("events"), c.streams()
+    assert server.process.stop() == 0
+    shutil.copytree(server.data_dir, tmp_path / "twin")
+    with arrowlog.open(server.data_dir) as log:
+        assert described == log.describe("events")
+        assert described.schema.equals(log.describe("events").schema, check_metadata=True)
+        assert listed == log.streams()
+    assert [type(i) for i in listed] == [arrowlog.StreamInfo] * 2
+
+    server = start_flight_server(tmp_path)
+    try:
+        with arrowlog.connect(server.url) as c:
+            remote = c.compact()
+    finally:
+        assert server.process.stop() == 0
+    with arrowlog.open(tmp_path / "twin") as log:
+        embedded = log.compact()
+    assert [type(r) for r in remote] == [arrowlog.CompactionResult] * 2
+
+    def timeless(results: list[arrowlog.CompactionResult]) -> list[arrowlog.CompactionResult]:
+        return sorted((dataclasses.replace(r, seconds=0.0) for r in results), key=str)
+
+    assert timeless(remote) == timeless(embedded)
+    assert {r.stream: r.files_removed for r in remote}["events"] == 3
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 import arrowlog
-from arrowlog.cluster import NotPartitionOwner
 from arrowlog.config import Settings
-from arrowlog.errors import InvalidInput
+from arrowlog.errors import InvalidInput, NotPartitionOwner
 from arrowlog.log import Log
 
 T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)

@@ -471,7 +471,8 @@ def test_graceful_shutdown_with_active_tail(tmp_path: Path) -> None:
         tail.read_chunk()  # the tail ended cleanly with the server
     c.close()
     lines = server.process.stdout_path.read_text().splitlines()
-    assert lines == [f"flight listening on {server.url}"]
+    assert lines[0] == f"flight listening on {server.url}"
+    assert len(lines) == 2 and lines[1].startswith("http listening on ")  # `arrowlog serve`
     with arrowlog.open(server.data_dir) as log:  # close() flushed: nothing left buffered
         info = log.describe("kept")
         assert (info.rows, info.buffered_rows) == (100, 0)

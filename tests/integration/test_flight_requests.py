@@ -1,7 +1,7 @@
 """Every field of every JSON ticket and action body, sent wrong, against a real ``arrowlog serve``.
 
 Each JSON request kind has a declared schema (``ReadTicket``, ``TailTicket``, ``StreamBody``,
-``EmptyBody`` in ``flight_server.server``). Here every field is sent with wrong types
+``EmptyBody`` in ``flight_server.json_requests``). Here every field is sent with wrong types
 (strings, arrays, objects, floats, booleans: ``true`` is an int in Python), negatives,
 huge integers, values just past its range, null where it is required, and unknown keys,
 through ``pyarrow.flight`` DoGet / GetFlightInfo / GetSchema (a ticket is also a
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from flight_server.server import (
+from flight_server.json_requests import (
     MAX_OFFSET,
     MAX_PARTITION,
     MAX_READ_LIMIT,

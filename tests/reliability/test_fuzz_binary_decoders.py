@@ -58,17 +58,15 @@ from hypothesis import strategies as st
 from arrowlog.arrow_input import checked
 from arrowlog.errors import InvalidInput
 from flight_server import sql_protocol as sp
-from flight_server.server import (
+from flight_server.json_requests import (
     MAX_OFFSET,
     MAX_PARTITION,
     MAX_READ_LIMIT,
     MAX_TAIL_OFFSET,
-    _close_prepared,
-    _decode,
-    _no_body,
-    _set_session_options,
-    _stream_from_body,
+    no_body,
+    stream_from_body,
 )
+from flight_server.server import _close_prepared, _decode, _set_session_options
 from tests.reliability._mutations import mutate_text
 from tests.reliability._worker_process import WorkerProcess
 
@@ -657,9 +655,9 @@ def _check_ticket(raw: bytes) -> None:
 
 def _check_action_body(body: bytes) -> None:
     for parse in (
-        lambda b: _stream_from_body(b, required=True, action="describe"),
-        lambda b: _stream_from_body(b, required=False, action="flush"),
-        lambda b: _no_body(b, "list_streams"),
+        lambda b: stream_from_body(b, required=True, action="describe"),
+        lambda b: stream_from_body(b, required=False, action="flush"),
+        lambda b: no_body(b, "list_streams"),
         _close_prepared,
         _set_session_options,
     ):

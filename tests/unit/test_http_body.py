@@ -14,14 +14,16 @@ from arrowlog.errors import (
     ArrowlogError,
     BatchTooLarge,
     InvalidInput,
+    NotAcceptable,
     ReadOnlyQuery,
     StorageError,
     StreamNotFound,
     Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
 )
 from arrowlog.http.body import body_kind, decode_body, gzipped
-from arrowlog.http.errors import NotAcceptable, UnsupportedMediaType, status_for
+from arrowlog.http.errors import status_for
 from arrowlog.http.query import negotiate
 
 LIMIT = 64 * 1024 * 1024

@@ -12,10 +12,10 @@ import pytest
 from fastapi import FastAPI, Request
 
 from arrowlog.config import Settings
-from arrowlog.errors import BatchTooLarge
+from arrowlog.errors import BatchTooLarge, BodiesInFlight, UnsupportedMediaType
 from arrowlog.http import create_app
 from arrowlog.http.body import read_body
-from arrowlog.http.errors import BodiesInFlight, UnsupportedMediaType, status_for, status_name
+from arrowlog.http.errors import status_for, status_name
 from arrowlog.http.limits import BodyBudget, HostPolicy, OriginPolicy
 from arrowlog.http.query import json_media_type
 from arrowlog.log import Log

@@ -17,9 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from obstore.store import MemoryStore, S3Store
 
-from arrowlog.errors import InvalidInput, StorageError, Unavailable
+from arrowlog.errors import InvalidInput, LeaseLost, StorageError, Unavailable
 from arrowlog.lease import (
-    LeaseLost,
     LeaseRecord,
     Leases,
     NodeRecord,

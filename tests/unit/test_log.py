@@ -498,7 +498,7 @@ def test_open_tail_checks_its_offset_and_partition_first(log: arrowlog.Log) -> N
 
 
 def test_tails_are_limited_overall_and_per_client(tmp_path: Path) -> None:
-    from arrowlog.tails import TooManyTails
+    from arrowlog.errors import TooManyTails
 
     with arrowlog.open(tmp_path / "d", max_tails=3, max_tails_per_client=2) as lg:
         lg.append("s", _records(1))

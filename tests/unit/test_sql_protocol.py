@@ -9,11 +9,10 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from arrowlog.errors import InvalidInput
+from arrowlog.errors import InvalidInput, ProtocolError
 from flight_server import sql_protocol as sp
 from flight_server.sql_protocol import (
     Bitmask,
-    ProtocolError,
     SqlInfo,
     TableRow,
     like_match,

@@ -48,9 +48,9 @@ from arrowlog.errors import (
     Unauthenticated,
     Unavailable,
 )
-from arrowlog.query import QueryResult
 from arrowlog.results import AppendResult, CompactionResult, StreamInfo
 from arrowlog.schema import OFFSET, to_table, validate_stream_name
+from arrowlog.sql.result import QueryResult
 
 __all__ = ["Client", "connect"]
 

@@ -94,10 +94,10 @@ from arrowlog import __version__
 from arrowlog.arrow_input import DECODE_ERRORS, checked, checked_schema
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
 from arrowlog.log import Log, Tail
-from arrowlog.query import QueryResult
 from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.sql.result import QueryResult
+from arrowlog.sql.workers import planning_stop
 from arrowlog.tails import client_address
-from arrowlog.workers import planning_stop
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
 from flight_server.errors import Unimplemented, map_errors

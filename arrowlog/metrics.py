@@ -165,8 +165,9 @@ class Metrics:
         )
         self.query_plans = Counter(
             "arrowlog_query_plans",
-            "Query plans made: 'schema' plans over the streams' shapes only (no data), "
-            "'execute' plans over a snapshot's files.",
+            "Query plans made: 'schema' over the streams' shapes only (no snapshot, no "
+            "file), 'execute' over the snapshots' data (a query that reads no stream runs "
+            "its schema plan, counted as both).",
             ["kind"],
             registry=r,
         )

@@ -161,19 +161,32 @@ class DataFusionEngine:
     # -- the two plans ---------------------------------------------------------------------
 
     def _plan_schema(
-        self, query: str, kwargs: dict[str, Any], shapes: Mapping[str, TableShape] | None = None
+        self,
+        query: str,
+        kwargs: dict[str, Any],
+        shapes: Mapping[str, TableShape] | None = None,
+        *,
+        runnable: bool = False,
     ) -> tuple[DataFrame, StreamSchema]:
-        """The logical plan over empty tables of the streams' shapes, and what it resolved."""
+        """The logical plan over empty tables of the streams' shapes, and what it resolved.
+
+        ``runnable``: in a context with the memory pool, so that a plan that reads no
+        stream (``SELECT 1``, ``range()``) can run as it is.
+        """
         self._on_plan("schema")
         provider = StreamSchema(self._tables, shapes)
-        ctx = SessionContext(SessionConfig(self._planning))
+        runtime = self._limits.runtime() if runnable else None
+        ctx = SessionContext(SessionConfig(self._planning), runtime)
         ctx.register_catalog_provider(CATALOG, ArrowlogCatalog(provider))
         return ctx.sql_with_options(query, READ_ONLY, **kwargs), provider
 
     def _plan_execution(self, query: str, kwargs: dict[str, Any]) -> tuple[DataFrame, pa.Schema]:
         """The one plan over the data, and the plain result schema."""
-        planned, provider = self._plan_schema(query, kwargs)
+        planned, provider = self._plan_schema(query, kwargs, runnable=True)
         shapes = provider.resolved
+        if not shapes and not _reads_catalog(planned.logical_plan()):
+            self._on_plan("execute")  # no stream, no catalog: the plan has all it reads
+            return planned, plain_schema(planned.schema())
         snapshots: dict[str, TableSnapshot] = {}
         for identifier, shape in shapes.items():
             if shape.name not in snapshots:

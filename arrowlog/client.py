@@ -210,6 +210,18 @@ class Client:
 
         return QueryResult(schema, batches)
 
+    def sql_schema(self, query: str) -> pa.Schema:
+        """The schema ``sql`` would return, planned by the server without data (GetSchema).
+
+        Raises:
+            ReadOnlyQuery, StreamNotFound, InvalidInput: as ``Log.sql_schema``.
+
+        Example: ``client.sql_schema("SELECT level, count(*) FROM http_logs GROUP BY level")``
+        """
+        descriptor = flight.FlightDescriptor.for_command(query.encode("utf-8"))
+        with _translated():
+            return self._flight.get_schema(descriptor, self._options).schema
+
     def read(
         self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None
     ) -> pa.Table:

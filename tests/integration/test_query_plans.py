@@ -18,6 +18,7 @@ import pyarrow.flight as flight
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+import arrowlog
 from tests.conftest import TEST_TOKEN
 from tests.integration.conftest import ArrowlogServe
 
@@ -134,3 +135,18 @@ def test_describing_a_query_takes_no_snapshot(
     assert grew(before, after, "arrowlog_query_plans_total", kind="execute") == 0
     assert grew(before, after, "arrowlog_query_snapshots_total", stream=stream_name) == 0
     assert grew(before, after, "arrowlog_queries_total", engine="datafusion") == 0
+
+
+def test_a_client_asks_for_a_schema_without_a_snapshot(
+    arrowlog_serve: ArrowlogServe, http: httpx.Client, stream_name: str
+) -> None:
+    seed(arrowlog_serve, http, stream_name)
+    sql = f"SELECT n, count(*) AS c FROM {stream_name} GROUP BY n"
+    with arrowlog.connect(arrowlog_serve.flight_url, token=TEST_TOKEN) as client:
+        before = scrape(http)
+        schema = client.sql_schema(sql)
+        after = scrape(http)
+        assert schema == client.sql(sql).schema
+    assert schema.names == ["n", "c"]
+    assert grew(before, after, "arrowlog_query_snapshots_total", stream=stream_name) == 0
+    assert grew(before, after, "arrowlog_query_plans_total", kind="execute") == 0

@@ -230,7 +230,7 @@ def _data_table(
     ctx: SessionContext, snap: TableSnapshot, expr: Any, *, plain: bool
 ) -> df_catalog.Table:
     """The snapshot's data: its needed files read natively plus its buffer, or a dataset."""
-    files = live_paths(snap, expr)
+    files = [] if plain else live_paths(snap, expr)
     if plain or len(files) > NATIVE_MAX_FILES:
         # One pyarrow dataset: its fragments' guarantees prune by the pushed filters.
         return df_catalog.Table(build_dataset(snap))

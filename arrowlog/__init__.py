@@ -30,8 +30,8 @@ from arrowlog.errors import (
     Unavailable,
 )
 from arrowlog.log import Log
-from arrowlog.query import QueryResult
 from arrowlog.results import AppendResult, CompactionResult, RetentionResult, StreamInfo
+from arrowlog.sql.result import QueryResult
 
 __all__ = [
     "AppendResult",

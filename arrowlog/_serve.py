@@ -11,7 +11,7 @@ the order that keeps every acknowledged write (``stop``)::
            flushed) → return
 
 SQL from clients runs in worker processes (``query_workers``, 2 unless set; see
-``arrowlog/workers.py``) and stops after ``query_timeout`` (300 s unless set):
+``arrowlog/sql/workers.py``) and stops after ``query_timeout`` (300 s unless set):
 ``serve_settings`` fills in those defaults, which an embedded ``arrowlog.open()`` does not
 use.
 

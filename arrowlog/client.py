@@ -48,9 +48,9 @@ from arrowlog.errors import (
     Unauthenticated,
     Unavailable,
 )
-from arrowlog.query import QueryResult
 from arrowlog.results import AppendResult, CompactionResult, StreamInfo
 from arrowlog.schema import OFFSET, to_table, validate_stream_name
+from arrowlog.sql.result import QueryResult
 
 __all__ = ["Client", "connect"]
 
@@ -209,6 +209,18 @@ class Client:
                     reader.cancel()  # abandoned half-way: free the server's stream
 
         return QueryResult(schema, batches)
+
+    def sql_schema(self, query: str) -> pa.Schema:
+        """The schema ``sql`` would return, planned by the server without data (GetSchema).
+
+        Raises:
+            ReadOnlyQuery, StreamNotFound, InvalidInput: as ``Log.sql_schema``.
+
+        Example: ``client.sql_schema("SELECT level, count(*) FROM http_logs GROUP BY level")``
+        """
+        descriptor = flight.FlightDescriptor.for_command(query.encode("utf-8"))
+        with _translated():
+            return self._flight.get_schema(descriptor, self._options).schema
 
     def read(
         self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None

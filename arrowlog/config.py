@@ -190,7 +190,7 @@ class Settings:
         "sorts spill to disk first, a query needing more fails with an error (0: no limit).",
         zero_ok=True,
     )
-    # query workers (arrowlog/workers.py)
+    # query workers (arrowlog/sql/workers.py)
     query_workers: int | None = _setting(
         None,
         "Worker processes that run SQL queries, one query each at a time, so a query that "

@@ -38,7 +38,7 @@ it as UTC). Parameters (``?``, ``$1``, ``$name``) are bound as SQL literals.
 
 Read-only, as every arrowlog query interface: one SELECT (or WITH) statement; Daft's table
 functions and file/URL functions (``read_parquet``, ``url_download``, ``FROM 'path'``, ...)
-are refused with ``ReadOnlyQuery``. A Ray cluster runs any code its clients send, so this
+are refused with ``ReadOnlyQuery`` (``arrowlog/sql/policy.py``). A Ray cluster runs any code its clients send, so this
 guards the SQL surface, not the cluster: reach Ray only from trusted machines.
 
 Results are plain Arrow: ``large_string``/``large_binary`` become ``string``/``binary`` and
@@ -58,7 +58,7 @@ import numbers
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,7 @@ from arrowlog.errors import (
     StreamNotFound,
     Unavailable,
 )
+from arrowlog.sql.policy import bind_literals, check_select_only, sql_string, tokens
 
 __all__ = [
     "EXTRA_HINT",
@@ -356,7 +357,7 @@ def daft_sql(
         query = bind_params(query, params)
     if dialect == "arrowlog":
         query = to_daft_dialect(query)
-    _check_read_only(query)
+    check_select_only(query)
     daft, _ = _modules()
     wanted = _referenced(query, tables)
     connect_ray(address)
@@ -412,27 +413,7 @@ def _union_buffer(daft: Any, df: Any, buffer: pa.Table) -> Any:
     return df.concat(buf_df.select(*[daft.col(n) for n in df.column_names]))
 
 
-# -- SQL text ----------------------------------------------------------------------------------
-
-# string literal | quoted identifier | line comment | block comment | $param | word | number | other
-_TOKEN = re.compile(
-    r"""(?P<str>'(?:[^']|'')*'?)
-      | (?P<qid>"(?:[^"]|"")*"?)
-      | (?P<comment>--[^\n]*|/\*.*?(?:\*/|$))
-      | (?P<param>\$[A-Za-z0-9_]+)
-      | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)
-      | (?P<ws>\s+)
-      | (?P<other>.)""",
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def _tokens(query: str) -> Iterator[tuple[str, str]]:
-    for m in _TOKEN.finditer(query):
-        kind = m.lastgroup
-        assert kind is not None
-        yield kind, m.group()
+# -- SQL text (the tokenizer, binder and read-only check are arrowlog/sql/policy.py's) ---------
 
 
 def bind_params(query: str, params: Sequence[Any] | Mapping[str, Any]) -> str:
@@ -441,29 +422,7 @@ def bind_params(query: str, params: Sequence[Any] | Mapping[str, Any]) -> str:
     Daft's SQL has no bound parameters; values are rendered as literals (strings quoted
     and escaped, datetimes as UTC ``TIMESTAMP`` literals), never spliced as SQL text.
     """
-    named = isinstance(params, Mapping)
-    values: Any = dict(params) if named else list(params)
-    out: list[str] = []
-    position = 0
-    for kind, text in _tokens(query):
-        if kind == "other" and text == "?" and not named:
-            if position >= len(values):
-                raise InvalidInput(f"the query has more placeholders than the {len(values)} params")
-            out.append(_literal(values[position]))
-            position += 1
-        elif kind == "param":
-            key = text[1:]
-            if named:
-                if key not in values:
-                    raise InvalidInput(f"no value for parameter {text}")
-                out.append(_literal(values[key]))
-            else:
-                if not key.isdigit() or not 1 <= int(key) <= len(values):
-                    raise InvalidInput(f"no value for parameter {text} ({len(values)} params)")
-                out.append(_literal(values[int(key) - 1]))
-        else:
-            out.append(text)
-    return "".join(out)
+    return bind_literals(query, params, _literal)
 
 
 def _literal(value: Any) -> str:
@@ -482,7 +441,7 @@ def _literal(value: Any) -> str:
             raise InvalidInput(f"parameter value {value!r} has no SQL literal")
         return repr(float(value))
     if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
+        return sql_string(value)
     if isinstance(value, dt.datetime):
         return _timestamp_literal(value)
     if isinstance(value, dt.date):
@@ -503,22 +462,20 @@ def _timestamp_literal(value: dt.datetime) -> str:
 
 def to_daft_dialect(query: str) -> str:
     """Rewrite the DataFusion spellings arrowlog queries use into Daft's (see module doc)."""
-    tokens = list(_tokens(query))
+    toks = list(tokens(query))
     out: list[str] = []
     skip_to = -1
-    for i, (kind, text) in enumerate(tokens):
+    for i, (kind, text) in enumerate(toks):
         if i <= skip_to:
             continue
-        if kind == "word" and text.lower() in _RENAMES and _next_significant(tokens, i) == "(":
+        if kind == "word" and text.lower() in _RENAMES and _next_significant(toks, i) == "(":
             out.append(_RENAMES[text.lower()])
         elif kind == "word" and text.lower() == "timestamp":
             j = next(
-                (k for k in range(i + 1, len(tokens)) if tokens[k][0] not in ("ws", "comment")),
+                (k for k in range(i + 1, len(toks)) if toks[k][0] not in ("ws", "comment")),
                 None,
             )
-            stamp = (
-                _parse_timestamp(tokens[j][1]) if j is not None and tokens[j][0] == "str" else None
-            )
+            stamp = _parse_timestamp(toks[j][1]) if j is not None and toks[j][0] == "str" else None
             if stamp is None:
                 out.append(text)
             else:
@@ -539,148 +496,11 @@ def _parse_timestamp(literal: str) -> dt.datetime | None:
         return None  # left to Daft, whose message names the literal
 
 
-def _significant(tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [t for t in tokens if t[0] not in ("ws", "comment")]
-
-
-def _next_significant(tokens: list[tuple[str, str]], i: int) -> str | None:
-    for kind, text in tokens[i + 1 :]:
+def _next_significant(toks: list[tuple[str, str]], i: int) -> str | None:
+    for kind, text in toks[i + 1 :]:
         if kind not in ("ws", "comment"):
             return text
     return None
-
-
-# Daft SQL functions that read or write files or URLs, or fetch models.
-_FILE_FUNCTIONS = re.compile(
-    r"read_\w+|write_\w+|url_download|url_upload|file|file_\w+|\w+_file|\w+_file_metadata"
-    r"|tokenize_\w+|\w+config",
-    re.IGNORECASE,
-)
-_CLAUSES = frozenset(
-    [
-        "select",
-        "from",
-        "join",
-        "where",
-        "group",
-        "having",
-        "order",
-        "limit",
-        "on",
-        "using",
-        "union",
-        "except",
-        "intersect",
-        "window",
-        "qualify",
-        "offset",
-    ]
-)
-# Statements other than queries (refused as writes or as outside the read-only surface).
-_STATEMENTS = frozenset(
-    [
-        "insert",
-        "update",
-        "delete",
-        "merge",
-        "create",
-        "drop",
-        "alter",
-        "truncate",
-        "copy",
-        "set",
-        "use",
-        "show",
-        "describe",
-        "explain",
-        "attach",
-        "detach",
-        "grant",
-        "revoke",
-        "call",
-        "load",
-        "install",
-        "pragma",
-        "vacuum",
-        "analyze",
-    ]
-)
-# Words a "(" can follow without opening a function call's arguments.
-_NOT_CALLS = frozenset(
-    [
-        "from",
-        "join",
-        "in",
-        "exists",
-        "as",
-        "on",
-        "where",
-        "and",
-        "or",
-        "not",
-        "select",
-        "lateral",
-        "using",
-        "any",
-        "all",
-        "some",
-        "union",
-        "except",
-        "intersect",
-        "having",
-        "by",
-        "when",
-        "then",
-        "else",
-        "over",
-    ]
-)
-
-
-def _check_read_only(query: str) -> None:
-    tokens = _significant(list(_tokens(query)))
-    while tokens and tokens[-1][1] == ";":
-        tokens.pop()
-    if not tokens:
-        raise InvalidInput("the query is empty")
-    if any(text == ";" for _, text in tokens):
-        raise InvalidInput("send exactly one SQL statement")
-    lead = next((t for t in tokens if t[1] != "("), ("other", ""))
-    if lead[0] != "word" or lead[1].lower() not in ("select", "with"):
-        if lead[1].lower() in _STATEMENTS:
-            raise ReadOnlyQuery(
-                "only SELECT queries are allowed: arrowlog is read-only through SQL "
-                f"(got {lead[1].upper()})"
-            )
-        raise InvalidInput(f"expected a SELECT query, got {lead[1]!r} at its start")
-    # Per parenthesis depth: the last clause keyword, and whether it is a function call's
-    # argument list (where FROM is EXTRACT's or SUBSTRING's, not a table clause).
-    frames: list[list[Any]] = [["", False]]
-    for i, (kind, text) in enumerate(tokens):
-        nxt = tokens[i + 1][1] if i + 1 < len(tokens) else None
-        prev_kind, prev = tokens[i - 1] if i else ("other", "")
-        prev = prev.lower()
-        if text == "(":
-            frames.append(["", prev_kind == "word" and prev not in _NOT_CALLS])
-        elif text == ")":
-            if len(frames) > 1:
-                frames.pop()
-        elif kind == "word" and text.lower() in _CLAUSES:
-            frames[-1][0] = text.lower()
-        elif kind == "word" and nxt == "(" and _FILE_FUNCTIONS.fullmatch(text):
-            raise ReadOnlyQuery(
-                f"{text}() is not allowed: it reads or writes files or URLs, and arrowlog "
-                "is read-only through SQL (query the stream tables)"
-            )
-        elif (
-            kind == "str"
-            and not frames[-1][1]
-            and (prev in ("from", "join") or (prev == "," and frames[-1][0] == "from"))
-        ):
-            raise ReadOnlyQuery(
-                f"reading {text} is not allowed: arrowlog is read-only through SQL and reads "
-                "only its stream tables"
-            )
 
 
 _SOURCE_NODE = re.compile(
@@ -711,7 +531,7 @@ def _referenced(query: str, tables: Mapping[str, Any]) -> list[str]:
     """
     by_lower = {name.lower(): name for name in tables}
     found: dict[str, None] = {}
-    for kind, text in _tokens(query):
+    for kind, text in tokens(query):
         if kind == "word":
             ident = text
         elif kind == "qid":

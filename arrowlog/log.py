@@ -50,7 +50,6 @@ from arrowlog.errors import (
     Unavailable,
 )
 from arrowlog.metrics import LogGauges, Metrics, StreamGauges
-from arrowlog.query import Engine, Params, QueryEngine, QueryResult
 from arrowlog.results import AppendResult, CompactionResult, RetentionResult, StreamInfo
 from arrowlog.schema import (
     INGESTED_AT,
@@ -68,7 +67,12 @@ from arrowlog.schema import (
     with_offsets,
 )
 from arrowlog.segments import SegmentFile, prepare_segment, write_segment_files
-from arrowlog.snapshot import TableSnapshot, buffer_table, build_dataset
+from arrowlog.snapshot import TableSnapshot, build_dataset
+from arrowlog.sql.catalog import StreamTables, TableShape
+from arrowlog.sql.daft_engine import DaftEngine, VersionedSnapshot
+from arrowlog.sql.engine import Engine, SqlEngine
+from arrowlog.sql.policy import Params
+from arrowlog.sql.result import QueryResult
 from arrowlog.storage import Storage
 from arrowlog.tails import (
     CHUNK_ROWS,
@@ -78,7 +82,6 @@ from arrowlog.tails import (
     check_offset,
 )
 from arrowlog.wal import WriteAheadLog, encode_batch
-from arrowlog.workers import QueryWorkers
 
 __all__ = ["IOHooks", "Log", "Tail"]
 
@@ -176,16 +179,18 @@ class Log:
         except BaseException:
             os.close(self._lock_fd)
             raise
-        self._engine = QueryEngine(
-            self._snapshot_or_none,
-            self._names,
-            timeout=settings.query_timeout or 0.0,
-            memory_limit=settings.query_memory_limit,
+        # Every SQL engine, in this process or in query workers (query_workers).
+        self._sql = SqlEngine(
+            settings,
+            StreamTables(names=self._names, shape=self._shape, snapshot=self._snapshot_or_none),
+            daft=DaftEngine(
+                self._daft,
+                storage_options=self.storage.delta_options,
+                address=settings.ray_address,
+            ),
+            on_plan=self.metrics.query_planned,
+            on_snapshot=self.metrics.query_snapshot,
         )
-        # Queries in worker processes (query_workers), or here (None).
-        self._workers: QueryWorkers | None = None
-        if settings.query_workers:
-            self._workers = QueryWorkers(settings, self._snapshot_or_none, self._names)
         self.metrics.watch(self._gauges)
         # Every tail's slot and wake-ups: an acknowledged append publishes to it, O(1).
         self.tails = TailRegistry(
@@ -850,43 +855,34 @@ class Log:
         Example: ``log.sql("SELECT level, count(*) FROM http_logs GROUP BY level").to_pandas()``
         """
         self._check_open()
-        if engine == "daft-ray":
-            return self.metrics.track_query(engine, lambda: self._daft(query, params))
-        if self._workers is not None and engine in ("datafusion", "duckdb"):
-            workers = self._workers
-            return self.metrics.track_query(
-                engine, lambda: workers.sql(query, engine=engine, params=params)
-            )
         return self.metrics.track_query(
-            engine, lambda: self._engine.sql(query, engine=engine, params=params)
+            engine, lambda: self._sql.sql(query, engine=engine, params=params)
         )
 
-    def _daft(self, query: str, params: Params) -> QueryResult:
-        """Daft SQL on a Ray cluster over the streams' Delta tables (``distributed.py``).
+    def sql_schema(
+        self, query: str, *, engine: Engine = "datafusion", params: Params = None
+    ) -> pa.Schema:
+        """The schema ``sql`` would return, planned without data: no snapshot, no file read.
 
-        Each table is read at the Delta version its snapshot was taken with, and the
-        snapshot's buffer is unioned in, so Daft sees exactly what DataFusion would.
+        For protocols that describe a result before running it (Flight SQL's GetFlightInfo
+        and CreatePreparedStatement). Raises what ``sql`` raises while planning; not
+        counted as a query (``arrowlog_query_plans_total{kind="schema"}`` counts it).
+
+        Example: ``log.sql_schema("SELECT level, count(*) AS n FROM http_logs GROUP BY level")``
         """
-        from arrowlog.distributed import DeltaSource, daft_sql
+        self._check_open()
+        return self._sql.schema(query, engine=engine, params=params)
 
-        sources = {}
+    def _daft(self) -> dict[str, VersionedSnapshot]:
+        """Every stream's snapshot with the Delta version its segments are (Daft reads those)."""
+        found = {}
         for name in self._names():
             s = self._get(name)
             with s.flush_lock:  # no commit between reading the version and the buffer
                 version = s.catalog.version
                 snap = self._snapshot(name)
-            buffer = buffer_table(snap)
-            sources[name] = DeltaSource(
-                s.catalog.uri, version=version, buffer=buffer if buffer.num_rows else None
-            )
-        table = daft_sql(
-            query,
-            sources,
-            storage_options=self.storage.delta_options,
-            address=self.settings.ray_address,
-            params=params,
-        )
-        return QueryResult(table.schema, lambda: iter(table.to_batches()), lambda: table)
+            found[name] = VersionedSnapshot(s.catalog.uri, version, snap)
+        return found
 
     def read(
         self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None
@@ -1133,6 +1129,15 @@ class Log:
     def _snapshot_or_none(self, stream: str) -> TableSnapshot | None:
         return self._snapshot(stream) if stream in self._streams else None
 
+    def _shape(self, stream: str) -> TableShape | None:
+        """What a query plans with: the stream's schema and time column, no snapshot."""
+        s = self._streams.get(stream)
+        if s is None:
+            return None
+        with self._lock:
+            schema = stored_schema(s.schema, s.catalog.partitions)
+        return TableShape(s.name, schema, s.time_column)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
@@ -1168,8 +1173,7 @@ class Log:
             self.cluster.close()  # stop writing and hand the partitions over at once
         self._stop.set()
         self._wake.set()
-        if self._workers is not None:
-            self._workers.close()
+        self._sql.close()
         self._flusher.join()
         self._maintainer.join()
         try:

@@ -17,8 +17,10 @@ Metric names (``arrowlog_`` prefix; counters get ``_total`` in the exposition)::
     wal_fsync_seconds                                       histogram (one per group commit)
     flushes{stream}, flushed_rows{stream}                   counters
     flush_duration_seconds                                  histogram
-    queries{engine}, query_errors{engine,error}             counters
+    queries{engine}, query_errors{engine,error}             counters (one per execution)
     query_duration_seconds{engine}                          histogram (planning to last batch)
+    query_plans{kind}                                       counter (kind: schema, execute)
+    query_snapshots{stream}                                 counter (snapshots queries took)
     flight_requests{method,status}                          counter
     http_requests{method,route,status}                      counter
     http_request_duration_seconds{method,route}             histogram
@@ -46,7 +48,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from arrowlog.errors import ArrowlogError
-from arrowlog.query import QueryResult
+from arrowlog.sql.result import QueryResult
 
 __all__ = ["LogGauges", "Metrics", "StreamGauges"]
 
@@ -142,7 +144,12 @@ class Metrics:
             buckets=_SLOW_BUCKETS,
             registry=r,
         )
-        self.queries = Counter("arrowlog_queries", "SQL queries planned.", ["engine"], registry=r)
+        self.queries = Counter(
+            "arrowlog_queries",
+            "SQL queries executed (Log.sql, a Flight DoGet, an HTTP query).",
+            ["engine"],
+            registry=r,
+        )
         self.query_errors = Counter(
             "arrowlog_query_errors",
             "SQL queries that failed, by error class.",
@@ -154,6 +161,20 @@ class Metrics:
             "Duration of a query from planning until its last batch was read.",
             ["engine"],
             buckets=_SLOW_BUCKETS,
+            registry=r,
+        )
+        self.query_plans = Counter(
+            "arrowlog_query_plans",
+            "Query plans made: 'schema' over the streams' shapes only (no snapshot, no "
+            "file), 'execute' over the snapshots' data (a query that reads no stream runs "
+            "its schema plan, counted as both).",
+            ["kind"],
+            registry=r,
+        )
+        self.query_snapshots = Counter(
+            "arrowlog_query_snapshots",
+            "Stream snapshots taken for queries (one per stream a query reads).",
+            ["stream"],
             registry=r,
         )
         self.flight_requests = Counter(
@@ -231,6 +252,14 @@ class Metrics:
         """An HTTP request ended; ``route`` is the path template, not the path."""
         self.http_requests.labels(method, route, str(status)).inc()
         self.http_request_seconds.labels(method, route).observe(seconds)
+
+    def query_planned(self, kind: str) -> None:
+        """A query plan is being made: ``"schema"`` (no data) or ``"execute"``."""
+        self.query_plans.labels(kind).inc()
+
+    def query_snapshot(self, stream: str) -> None:
+        """A query took a snapshot of ``stream``."""
+        self.query_snapshots.labels(stream).inc()
 
     def track_query(self, engine: str, plan: Callable[[], QueryResult]) -> QueryResult:
         """Count the query ``plan()`` makes and time it until its result is read.

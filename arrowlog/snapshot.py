@@ -1,7 +1,7 @@
 """What one query sees of a stream, and the pyarrow views over it.
 
 A ``TableSnapshot`` is taken under the stream's lock (``arrowlog/log.py``) and read by the
-SQL engines (``arrowlog/query.py``), the query workers and compaction. Each segment
+SQL engines (``arrowlog/sql/``), the query workers and compaction. Each segment
 fragment carries its offset and time min/max as its partition expression, so a predicate
 on the time column or ``_offset`` drops whole segments before any file is opened.
 """
@@ -44,7 +44,7 @@ class TableSnapshot:
     # Where the segment files are (None: local paths).
     storage: Storage | None = None
     # One id per table of ``buffer`` (its WAL sequence number), so a query worker that
-    # already holds a buffered table is not sent it again (``arrowlog.workers``).
+    # already holds a buffered table is not sent it again (``arrowlog/sql/workers.py``).
     buffer_ids: tuple[int, ...] = ()
 
     @property

@@ -94,10 +94,10 @@ from arrowlog import __version__
 from arrowlog.arrow_input import DECODE_ERRORS, checked, checked_schema
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
 from arrowlog.log import Log, Tail
-from arrowlog.query import QueryResult
 from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.sql.result import QueryResult
+from arrowlog.sql.workers import planning_stop
 from arrowlog.tails import client_address
-from arrowlog.workers import planning_stop
 from flight_server import sql_protocol as sp
 from flight_server.auth import BearerTokenMiddlewareFactory, NoOpAuthHandler
 from flight_server.errors import Unimplemented, map_errors
@@ -394,7 +394,11 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         )
 
     def _plan_command(self, command: Command) -> tuple[pa.Schema, bytes]:
-        """The result schema of a command and the (stateless) ticket that runs it."""
+        """The result schema of a command and the (stateless) ticket that runs it.
+
+        Queries are planned for their schema only (``Log.sql_schema``): no snapshot is
+        taken and no file read until DoGet runs the ticket.
+        """
         handler = self._info_handlers.get(_command_type(command))
         if handler is None:
             assert isinstance(command, Message)  # SQL text and JSON tickets always have one
@@ -402,7 +406,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         return handler(command)
 
     def _plan_sql(self, command: str) -> tuple[pa.Schema, bytes]:
-        return self._plan(command, None).schema, command.encode()
+        return self._plan_schema(command, None), command.encode()
 
     def _plan_ticket(self, command: dict[str, Any]) -> tuple[pa.Schema, bytes]:
         return self._ticket_schema(command), json.dumps(command).encode()
@@ -410,14 +414,14 @@ class ArrowlogFlightServer(flight.FlightServerBase):
     def _plan_statement(self, command: Message) -> tuple[pa.Schema, bytes]:
         _refuse_transaction(command)
         return (
-            self._plan(command.query, None).schema,
+            self._plan_schema(command.query, None),
             sp.encode_statement_ticket(command.query),
         )
 
     def _plan_prepared(self, command: Message) -> tuple[pa.Schema, bytes]:
         sql, params = _statement(command)
-        schema, _results = self._plan_rows(sql, params)
-        return schema, sp.encode_statement_ticket(sql, params)
+        schemas = [self._plan_schema(sql, params, row) for row in _param_rows(params)]
+        return _unified_schema(schemas), sp.encode_statement_ticket(sql, params)
 
     def _plan_metadata(self, command: Message) -> tuple[pa.Schema, bytes]:
         schema = sp.metadata_schema(command)
@@ -485,16 +489,17 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         return flight.GeneratorStream(schema, self._result_batches(context, results, schema))
 
     def _plan(self, sql: str, params: pa.RecordBatch | None, row: int = 0) -> QueryResult:
-        """Plan ``sql`` with one row of bound parameters (positional: ``$1``, ``$2``, ...).
+        """Plan ``sql`` for execution with one row of bound parameters (``$1``, ``$2``, ...).
 
         Parameters are bound as Arrow scalars, never as Python objects: their types survive
         (int8, float32, timestamp[ns], uint64, struct, map, ...) and no value is lost to
         Python's range (a year-1 timestamp with a time zone, nanoseconds).
         """
-        values = None
-        if params is not None and params.num_columns and params.num_rows:
-            values = [column[row] for column in params.columns]
-        return self._log.sql(sql, params=values)
+        return self._log.sql(sql, params=_row_values(params, row))
+
+    def _plan_schema(self, sql: str, params: pa.RecordBatch | None, row: int = 0) -> pa.Schema:
+        """The result schema of ``sql`` with one row of bound parameters, planned without data."""
+        return self._log.sql_schema(sql, params=_row_values(params, row))
 
     def _plan_rows(
         self, sql: str, params: pa.RecordBatch | None
@@ -506,9 +511,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         NOT NULL one, and the nullable one wins. All rows are planned before any data is
         sent, so an error in any row is the call's error, not a broken stream.
         """
-        rows = params.num_rows if params is not None and params.num_columns else 1
-        results = [self._plan(sql, params, i) for i in range(max(rows, 1))]
-        return _unified_schema(results), results
+        results = [self._plan(sql, params, row) for row in _param_rows(params)]
+        return _unified_schema([r.schema for r in results]), results
 
     @map_errors
     def _result_batches(
@@ -888,7 +892,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         _refuse_transaction(request)
         schema = None
         try:
-            schema = self._plan(request.query, None).schema
+            schema = self._plan_schema(request.query, None)
         except (InvalidInput, StreamNotFound) as e:
             # Checked again, with the same message, when the handle is executed; a query
             # with placeholders cannot always be planned before its parameters are bound.
@@ -966,13 +970,26 @@ def _statement(command: Message) -> tuple[str, pa.RecordBatch | None]:
     return sp.decode_prepared_handle(command.prepared_statement_handle)
 
 
-def _unified_schema(results: list[QueryResult]) -> pa.Schema:
+def _param_rows(params: pa.RecordBatch | None) -> range:
+    """The parameter rows a statement runs for (one, without parameters)."""
+    rows = params.num_rows if params is not None and params.num_columns else 1
+    return range(max(rows, 1))
+
+
+def _row_values(params: pa.RecordBatch | None, row: int) -> list[pa.Scalar] | None:
+    """Row ``row`` of the bound parameters, as Arrow scalars (None: no parameters)."""
+    if params is not None and params.num_columns and params.num_rows:
+        return [column[row] for column in params.columns]
+    return None
+
+
+def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
     """One schema for the results of several parameter rows (nullable wins)."""
-    first = results[0].schema
-    if all(r.schema.equals(first) for r in results[1:]):
+    first = schemas[0]
+    if all(s.equals(first) for s in schemas[1:]):
         return first
     try:
-        return pa.unify_schemas([r.schema for r in results], promote_options="permissive")
+        return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise InvalidInput(
             f"the parameter rows give results of different types, which cannot be sent as "

@@ -30,8 +30,8 @@ from arrowlog.http.body import read_body
 from arrowlog.http.deps import LogDep, SettingsDep
 from arrowlog.http.errors import describe_errors
 from arrowlog.http.models import ErrorResponse, QueryRequest
-from arrowlog.query import QueryResult
-from arrowlog.workers import planning_stop
+from arrowlog.sql.result import QueryResult
+from arrowlog.sql.workers import planning_stop
 
 __all__ = ["MEDIA_TYPES", "negotiate", "router"]
 

@@ -20,8 +20,8 @@ import pytest
 import arrowlog
 from arrowlog import InvalidInput, QueryLimitExceeded
 from arrowlog.http.body import MAX_JSON_DEPTH, check_json_depth, decode_body
-from arrowlog.query import MAX_OPERATORS
 from arrowlog.schema import MAX_NESTING
+from arrowlog.sql.policy import MAX_OPERATORS
 
 SORT = "SELECT value, repeat('x', 100) AS pad FROM generate_series(1, 100000000) ORDER BY random()"
 

@@ -99,7 +99,7 @@ def workers(server: ArrowlogServe) -> list[int]:
     for pid in children(server.process.pid):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"arrowlog._query_worker" in f.read():
+                if b"arrowlog.sql.worker_main" in f.read():
                     found.append(pid)
         except OSError:
             pass

@@ -26,6 +26,7 @@ LOG_ONLY = {
 LOG_ONLY_PARAMETERS = {
     "append": {"time_column", "partition"},  # DoPut's path descriptor holds only the stream
     "sql": {"engine", "params"},  # a SQL ticket is only the text; the server runs DataFusion
+    "sql_schema": {"engine", "params"},  # GetSchema of SQL text, as for sql
 }
 
 

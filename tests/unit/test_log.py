@@ -741,7 +741,7 @@ def test_rows_without_a_time_keep_it_null_and_land_in_their_ingestion_day(
 
     # With many files DataFusion scans one pyarrow dataset of all segments, as DuckDB
     # always does; its per-file guarantees must not let "ts IS NULL" skip a file.
-    monkeypatch.setattr("arrowlog.query._NATIVE_MAX_FILES", max_native_files)
+    monkeypatch.setattr("arrowlog.sql.datafusion_engine.NATIVE_MAX_FILES", max_native_files)
     with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
         now = datetime.now(UTC)  # n=3 shares a file (today's) with the rows lacking a time
         log.append("s", [{"ts": T0, "n": 0}, {"ts": None, "n": 1}, {"n": 2}, {"ts": now, "n": 3}])

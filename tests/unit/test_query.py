@@ -10,8 +10,8 @@ import pyarrow.fs as pafs
 import pytest
 
 from arrowlog.catalog import SegmentInfo
-from arrowlog.query import number_placeholders
 from arrowlog.snapshot import _PARQUET, TableSnapshot, _guarantee
+from arrowlog.sql.policy import number_placeholders
 
 
 @pytest.mark.parametrize(

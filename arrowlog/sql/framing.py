@@ -1,4 +1,4 @@
-"""Frames between the server and its query workers (``workers.py``, ``_query_worker.py``).
+"""Frames between the server and its query workers (``workers.py``, ``worker_main.py``).
 
 A frame is one byte of kind, eight bytes of little-endian length, then the payload:
 pickled Python values for control frames (both ends are arrowlog's own code), Arrow IPC
@@ -19,15 +19,16 @@ import pyarrow as pa
 
 # parent -> worker
 INIT = b"I"  # settings and memory allowance
-PLAN = b"P"  # (request, sql, engine, params, stream names)
+PLAN = b"P"  # (request, sql, engine, params, stream names, "schema" | "execute")
 RUN = b"R"  # request: stream the planned query's batches
 DROP = b"D"  # request: forget a plan that will not run
 CANCEL = b"C"  # request: stop it (read by the worker's reader thread)
-SNAPSHOT = b"S"  # (ask, meta or None), followed by meta["new"] TABLE frames
+SNAPSHOT = b"S"  # (ask, meta or None), followed by meta["new"] TABLE frames (0 for a shape)
 TABLE = b"T"  # one buffered table, an Arrow IPC stream
 # worker -> parent
 READY = b"Y"  # {"pid", "cap"}
-RESOLVE = b"Q"  # (ask, stream name): the worker needs its snapshot
+RESOLVE = b"Q"  # (ask, "shape" | "snapshot", stream name): what the worker needs of it
+PLANNING = b"N"  # "schema" | "execute": the worker is making a plan (counted in metrics)
 PLANNED = b"K"  # (request, result schema)
 BATCH = b"B"  # one result batch, an IPC record batch message (no dictionaries)
 BATCH_STREAM = b"b"  # one result batch as a whole IPC stream (dictionaries included)

@@ -1,6 +1,6 @@
-"""A query worker process: runs one query at a time for ``arrowlog.workers.QueryWorkers``.
+"""A query worker process: runs one query at a time for ``arrowlog.sql.workers.QueryWorkers``.
 
-Started as ``python -m arrowlog._query_worker FD`` with one end of a socket pair as FD.
+Started as ``python -m arrowlog.sql.worker_main FD`` with one end of a socket pair as FD.
 Untrusted SQL runs here, not in the server: an allocation the memory pool does not see
 (Rust aborts the process when one fails), a crash of the engine, or work that will not
 stop takes only this process with it, and the parent replaces it.
@@ -17,7 +17,11 @@ The process has two threads:
   other frame is queued for the main thread. EOF (the parent is gone) ends the process.
 
 The main thread is interruptible only inside the engine (``_interruptible``), never
-while it writes a frame, so a frame is always whole. The frames are ``_framing``'s.
+while it writes a frame, so a frame is always whole. The frames are ``framing.py``'s.
+
+What the engine needs of a stream (its shape while planning, its snapshot for an
+execution) it asks the parent for; it keeps each stream's buffered tables and last
+segment list, so only what changed crosses.
 
 Memory: after warming up (imports, one tiny query per engine) the worker caps its address
 space at its size then plus the allowance it was given (``RLIMIT_AS``). An allocation over
@@ -42,16 +46,19 @@ from typing import Any
 
 import pyarrow as pa
 
-from arrowlog import _framing as fr
+from arrowlog.errors import ArrowlogError
+from arrowlog.snapshot import TableSnapshot
+from arrowlog.sql import framing as fr
+from arrowlog.sql.catalog import StreamTables, TableShape
+from arrowlog.sql.engine import LocalEngine
+from arrowlog.sql.limits import Limits
+from arrowlog.storage import Storage
 
 logger = logging.getLogger("arrowlog.query_worker")
 
 
 class _Worker:
     def __init__(self, sock: socket.socket, init: dict[str, Any]) -> None:
-        from arrowlog.query import QueryEngine
-        from arrowlog.storage import Storage
-
         self.sock = sock
         self.settings = init["settings"]
         self.storage = Storage.from_settings(self.settings)
@@ -66,10 +73,15 @@ class _Worker:
         # Per stream: the buffered tables by WAL sequence number, and the last segment list.
         self.buffers: dict[str, dict[int, pa.Table]] = {}
         self.segments: dict[str, tuple[Any, list[Any]]] = {}
-        self.engine = QueryEngine(
-            self._resolve,
-            lambda: self.names,
-            memory_limit=init["memory_limit"],
+        tables = StreamTables(
+            names=lambda: self.names,
+            shape=lambda name: self._resolve("shape", name),
+            snapshot=lambda name: self._resolve("snapshot", name),
+        )
+        self.engine = LocalEngine(
+            tables,
+            Limits(memory_limit=init["memory_limit"]),
+            on_plan=self._planning,
             on_duckdb=self._opened,
         )
         # The DuckDB connection of each plan: interrupt() stops DuckDB wherever it is (its
@@ -129,13 +141,22 @@ class _Worker:
                 self.connections.pop(request, None)
             # a stale snapshot (its query was interrupted while waiting for it) is dropped
 
-    def _plan(self, request: int, query: str, engine: str, params: Any, names: list[str]) -> None:
+    def _plan(
+        self, request: int, query: str, engine: str, params: Any, names: list[str], mode: str
+    ) -> None:
         self.names = names
         self.current = request
         try:
-            result = self._interruptible(self.engine.sql, query, engine=engine, params=params)
-            self.plans[request] = result
-            outcome = (fr.PLANNED, pickle.dumps((request, result.schema)))
+            if mode == "schema":
+                schema = self._interruptible(
+                    self.engine.schema, query, engine=engine, params=params
+                )
+                self.connections.pop(request, None)
+            else:
+                result = self._interruptible(self.engine.sql, query, engine=engine, params=params)
+                self.plans[request] = result
+                schema = result.schema
+            outcome = (fr.PLANNED, pickle.dumps((request, schema)))
         except BaseException as e:
             outcome = self._failure(request, e)
             self.connections.pop(request, None)
@@ -161,8 +182,6 @@ class _Worker:
         fr.send(self.sock, *outcome)
 
     def _failure(self, request: int, e: BaseException) -> tuple[bytes, bytes]:
-        from arrowlog.errors import ArrowlogError
-
         if self.cancelled == request:
             # Whatever surfaced (KeyboardInterrupt, or the engine's wrapping of it).
             error = ("cancelled", "the query was cancelled")
@@ -176,29 +195,38 @@ class _Worker:
             error = ("internal", "".join(traceback.format_exception(e)))
         return fr.ERROR, pickle.dumps((request, *error))
 
-    def _resolve(self, name: str) -> Any:
-        """The parent's snapshot of stream ``name``, rebuilt here with the cached parts."""
-        from arrowlog.snapshot import TableSnapshot
+    def _planning(self, kind: str) -> None:
+        """Tell the parent a plan is being made (``arrowlog_query_plans_total``)."""
+        interruptible, self.interruptible = self.interruptible, False  # a frame goes whole
+        try:
+            fr.send(self.sock, fr.PLANNING, pickle.dumps(kind))
+        finally:
+            self.interruptible = interruptible
+        if interruptible and self.cancelled == self.current:
+            raise KeyboardInterrupt
 
+    def _resolve(self, kind: str, name: str) -> Any:
+        """The parent's shape or snapshot of stream ``name`` (a snapshot rebuilt here with
+        the cached parts)."""
         self.resolves += 1
         ask = self.resolves
         # Not interrupted while the answer arrives: the cache must take all of it or none.
         interruptible, self.interruptible = self.interruptible, False
         try:
-            fr.send(self.sock, fr.RESOLVE, pickle.dumps((ask, name)))
+            fr.send(self.sock, fr.RESOLVE, pickle.dumps((ask, kind, name)))
             while True:
-                kind, payload = self.inbox.get()
-                if kind == fr.DROP:  # another plan of this worker's holder was let go
+                frame, payload = self.inbox.get()
+                if frame == fr.DROP:  # another plan of this worker's holder was let go
                     self.plans.pop(pickle.loads(payload), None)
                     continue
-                if kind != fr.SNAPSHOT:
-                    raise RuntimeError(f"expected a snapshot, got frame {kind!r}")
+                if frame != fr.SNAPSHOT:
+                    raise RuntimeError(f"expected a snapshot, got frame {frame!r}")
                 answer, meta = pickle.loads(payload)
                 new = meta["new"] if meta else 0
                 tables = [fr.read_table(self.inbox.get()[1]) for _ in range(new)]
                 if answer == ask:
                     break
-            if meta is not None:
+            if meta is not None and "shape" not in meta:
                 stream = meta["name"]
                 cached = self.buffers.get(stream, {})
                 fresh = dict(zip(meta["new_ids"], tables, strict=True))
@@ -212,6 +240,9 @@ class _Worker:
             raise KeyboardInterrupt
         if meta is None:
             return None
+        if "shape" in meta:
+            shape: TableShape = meta["shape"]
+            return shape
         buffer = self.buffers[stream]
         if meta["segments"] is not None:
             self.segments[stream] = (meta["segments_key"], meta["segments"])

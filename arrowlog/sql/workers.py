@@ -10,14 +10,20 @@ an abandoned or timed-out query kept the server's cores busy. A worker can be ca
 
 One query at a time per worker::
 
-    parent                                  worker (_query_worker.py)
-    PLAN(sql, engine, params, names) ->
-                                       <-   RESOLVE(stream)      while the engine plans
+    parent                                  worker (worker_main.py)
+    PLAN(sql, engine, params, names, mode) ->
+                                       <-   RESOLVE(shape, stream)     while the engine plans
+    SNAPSHOT(shape)                   ->
+                                       <-   PLANNING(kind)             each plan, for metrics
+                                       <-   RESOLVE(snapshot, stream)  (mode "execute" only)
     SNAPSHOT(meta) + TABLE frames     ->                         (the buffer tables it lacks)
                                        <-   PLANNED(schema) | ERROR
-    RUN                               ->    (when the result is iterated)
+    RUN                               ->    (when the result is iterated; not for "schema")
                                        <-   BATCH ... END | ERROR
     CANCEL                            ->    (client gone, query_timeout, result closed)
+
+A request in mode "schema" (GetFlightInfo, GetSchema, a prepared statement) plans over
+the streams' shapes only: the worker asks for no snapshot, and keeps no plan.
 
 A snapshot carries the stream's schema, time column, live segments with their pruning
 statistics (sent again only when the segment list changed: ``segments_key``) and the ids
@@ -57,12 +63,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from arrowlog import _framing as fr
 from arrowlog import errors
 from arrowlog.config import Settings
 from arrowlog.errors import ArrowlogError, InvalidInput, QueryLimitExceeded, Unavailable
-from arrowlog.query import Params, QueryResult
-from arrowlog.snapshot import TableSnapshot
+from arrowlog.sql import framing as fr
+from arrowlog.sql.catalog import StreamTables
+from arrowlog.sql.policy import Params
+from arrowlog.sql.result import QueryResult
 
 __all__ = ["QueryWorkers", "planning_stop", "worker_allowance"]
 
@@ -165,23 +172,24 @@ class _Stopped(Exception):
 
 
 class QueryWorkers:
-    """A pool of ``workers`` query processes over the streams ``resolve`` hands out.
+    """A pool of ``workers`` query processes over the streams ``tables`` hands out.
 
     Args:
         settings: the log's settings (storage, query guards, pool size, queue, memory).
-        resolve: stream name -> snapshot (or None), as for ``QueryEngine``.
-        names: the current stream names.
+        tables: the streams (names, shapes, snapshots).
+        on_plan: told ``"schema"`` or ``"execute"`` for each plan a worker makes.
     """
 
     def __init__(
         self,
         settings: Settings,
-        resolve: Callable[[str], TableSnapshot | None],
-        names: Callable[[], list[str]],
+        tables: StreamTables,
+        *,
+        on_plan: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self._resolve = resolve
-        self._names = names
+        self._tables = tables
+        self._on_plan = on_plan or (lambda kind: None)
         self.size = settings.query_workers or 0
         self.queue = settings.query_queue
         self.timeout = settings.query_timeout or 0.0
@@ -228,7 +236,7 @@ class QueryWorkers:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "arrowlog._query_worker", str(child.fileno())],
+                [sys.executable, "-m", "arrowlog.sql.worker_main", str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -382,6 +390,18 @@ class QueryWorkers:
 
     def sql(self, query: str, *, engine: str, params: Params = None) -> QueryResult:
         """Plan ``query`` in a worker; the result streams from it when iterated."""
+        worker, request, schema, budget, stop = self._plan(query, engine, params, "execute")
+        return _WorkerResult(self, worker, request, schema, budget).stop_when(stop)
+
+    def schema(self, query: str, *, engine: str, params: Params = None) -> pa.Schema:
+        """The result schema of ``query``, planned in a worker without data (no snapshot)."""
+        worker, request, schema, _budget, _stop = self._plan(query, engine, params, "schema")
+        self._forget(worker, request)  # the worker kept no plan
+        return schema
+
+    def _plan(
+        self, query: str, engine: str, params: Params, mode: str
+    ) -> tuple[_Worker, int, pa.Schema, _Budget, Callable[[], bool] | None]:
         if self._closed:
             raise Unavailable("the log is closed")
         stop = planning_stop.get()
@@ -391,7 +411,8 @@ class QueryWorkers:
         with self._cond:
             worker.plans.add(request)
         try:
-            self._send(worker, fr.PLAN, (request, query, engine, params, self._names()))
+            plan = (request, query, engine, params, self._tables.names(), mode)
+            self._send(worker, fr.PLAN, plan)
             _kind, payload = self._wait(worker, budget, stop, (fr.PLANNED,))
             _request, schema = pickle.loads(payload)
         except _Stopped as e:
@@ -404,7 +425,7 @@ class QueryWorkers:
             self._abandon(worker, request)
             raise
         self._done(worker)
-        return _WorkerResult(self, worker, request, schema, budget).stop_when(stop)
+        return worker, request, schema, budget, stop
 
     def _send(self, worker: _Worker, kind: bytes, value: object) -> None:
         try:
@@ -452,6 +473,8 @@ class QueryWorkers:
                     self._answer(worker, *pickle.loads(payload))
                 except OSError:
                     raise self._died(worker) from None
+            elif kind == fr.PLANNING:
+                self._on_plan(pickle.loads(payload))
             elif kind == fr.ERROR:
                 _request, what, message = pickle.loads(payload)
                 raise self._error(what, message)
@@ -473,10 +496,17 @@ class QueryWorkers:
             return cls(message)
         return InvalidInput(message)
 
-    def _answer(self, worker: _Worker, ask: int, name: str) -> None:
-        """Send the worker the snapshot of ``name`` (None if there is no such stream)."""
+    def _answer(self, worker: _Worker, ask: int, kind: str, name: str) -> None:
+        """Send the worker the shape or snapshot of ``name`` (None if there is no such stream)."""
+        if kind == "shape":
+            try:
+                shape = self._tables.shape(name)
+            except ArrowlogError:
+                shape = None
+            worker.send(fr.SNAPSHOT, pickle.dumps((ask, shape and {"shape": shape, "new": 0})))
+            return
         try:
-            snap = self._resolve(name)
+            snap = self._tables.snapshot(name)
         except ArrowlogError:
             snap = None
         if snap is None:
@@ -539,7 +569,7 @@ class QueryWorkers:
                     return
                 kind, payload = fr.recv(worker.sock)
                 if kind == fr.RESOLVE:
-                    ask, _name = pickle.loads(payload)
+                    ask, _kind, _name = pickle.loads(payload)
                     worker.send(fr.SNAPSHOT, pickle.dumps((ask, None)))
                 elif kind == fr.PLANNED:
                     worker.send(fr.DROP, pickle.dumps(request))

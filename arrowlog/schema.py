@@ -39,6 +39,7 @@ __all__ = [
     "OFFSET",
     "PARTITION",
     "RESERVED",
+    "SHARD_COLUMN",
     "STREAM_NAME_RE",
     "TIME_CANDIDATES",
     "TIME_TYPE",
@@ -59,10 +60,14 @@ logger = logging.getLogger(__name__)
 
 OFFSET = "_offset"
 INGESTED_AT = "_ingested_at"
+# The day partition of a segment file (Hive-style ``day=YYYY-MM-DD``); retention drops whole days.
 PARTITION = "day"
-# The stream partition a record belongs to; present only in streams of several partitions.
-STREAM_PARTITION = "_partition"
-RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION})
+# The shard a record belongs to (cluster mode; offsets count per shard), present only in
+# streams of several shards. The stored column keeps its original name, ``_partition``,
+# so existing tables and queries keep working.
+SHARD_COLUMN = "_partition"
+STREAM_PARTITION = SHARD_COLUMN  # the former name of the constant
+RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION, SHARD_COLUMN})
 
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 # A column of nanosecond timestamps keeps them (see _leaf_target).

@@ -270,7 +270,7 @@ def test_replay_and_tail_one_partition_over_flight_and_http(tmp_path, s3_server,
             one = client.read(STREAM, 0, 100, partition=1)
             assert one["id"].to_pylist() == [100, 101, 102]
             assert one["_offset"].to_pylist() == [0, 1, 2]
-            with pytest.raises(InvalidInput, match="pass a partition"):
+            with pytest.raises(InvalidInput, match="pass a shard"):
                 client.read(STREAM, 0, 100)
             stop = threading.Event()
             tailed = next(iter(client.tail(STREAM, 3, stop=stop, partition=0)))

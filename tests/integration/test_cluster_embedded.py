@@ -105,9 +105,9 @@ def test_writes_to_another_nodes_partition_name_the_owner(nodes) -> None:
         a.append("events", _rows(range(5000, 5001)), partition=pb)
     assert e.value.owner["node"] == "node-b"
     assert "node 'node-b'" in str(e.value)
-    with pytest.raises(InvalidInput, match=r"partitions 0\.\.1, not 7"):
+    with pytest.raises(InvalidInput, match=r"shards 0\.\.1, not 7"):
         a.append("events", _rows(range(1)), partition=7)
-    with pytest.raises(InvalidInput, match="pass a partition"):
+    with pytest.raises(InvalidInput, match="pass a shard"):
         a.read("events", 0, 10)
 
 
@@ -135,7 +135,7 @@ def test_each_node_compacts_only_the_partitions_it_writes(nodes) -> None:
 
     def files(log: Log, partition: int) -> int:
         return sum(
-            1 for seg in log._get("events").catalog.segments.values() if seg.partition == partition
+            1 for seg in log._get("events").catalog.segments.values() if seg.shard == partition
         )
 
     others = files(a, 1 - pa_)

@@ -187,8 +187,8 @@ def test_the_edges_that_are_valid(served: Served) -> None:
     assert read({"read": STREAM, "from_offset": MAX_OFFSET - 1, "limit": 1}).num_rows == 0
     assert read({"read": STREAM, "from_offset": 2, "limit": None, "partition": 0}).num_rows == 3
     # A partition the stream does not have is the stream's refusal, still INVALID_ARGUMENT.
-    _refused(lambda: read({"read": STREAM, "partition": 1}), "has one partition (0), not 1")
-    _refused(lambda: read({"read": STREAM, "partition": MAX_PARTITION}), "has one partition")
+    _refused(lambda: read({"read": STREAM, "partition": 1}), "has one shard (0), not 1")
+    _refused(lambda: read({"read": STREAM, "partition": MAX_PARTITION}), "has one shard")
     with pytest.raises(pa.ArrowKeyError, match="not found"):
         read({"read": "no_such_stream", "limit": 1})
     # A tail from the highest offset it takes: subscribed (the schema comes), nothing yet.

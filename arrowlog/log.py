@@ -32,9 +32,8 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,8 +66,8 @@ from arrowlog.stream import Stream, Streams
 from arrowlog.tails import (
     CHUNK_ROWS,
     BacklogChunks,
+    Tail,
     TailRegistry,
-    TailSlot,
     TooManyTails,
     check_offset,
 )
@@ -533,7 +532,18 @@ class Log:
                 self.metrics.tails_refused.labels("client" if e.per_client else "all").inc()
                 raise
         try:
-            return Tail(self, s, from_offset, partition, batch_rows, max_bytes, slot)
+            return Tail(
+                s.name,
+                from_offset,
+                partition,
+                read=lambda offset: self._tail_read(s, offset, batch_rows, max_bytes, partition),
+                last_offset=lambda: self._last_durable_offset(s.name, partition),
+                registry=self.tails,
+                workers=self._tail_workers,
+                log_closed=lambda: self._closed,
+                polls=self.cluster is not None,
+                slot=slot,
+            )
         except BaseException:
             if slot is not None:
                 slot.release()
@@ -697,122 +707,6 @@ class Log:
 
     def __repr__(self) -> str:
         return f"<arrowlog.Log {str(self.path)!r} streams={len(self._streams)}>"
-
-
-class Tail:
-    """One follower of a stream, from ``Log.open_tail``: ``next`` returns its new records.
-
-    Thread-safe for one reader plus ``close`` from any thread. A waiting ``next`` sleeps on
-    an Event of its own that the log's waker sets after an append of the stream (see
-    ``arrowlog/tails.py``), so a waiting tail costs nothing and an append never waits for
-    it. ``close`` (idempotent; also a context manager) wakes a waiting ``next`` at once,
-    and gives back the tail's slot; a Tail dropped without ``close`` gives it back when it
-    is garbage-collected.
-    """
-
-    def __init__(
-        self,
-        log: Log,
-        stream: Stream,
-        from_offset: int,
-        partition: int | None,
-        batch_rows: int,
-        max_bytes: int | None,
-        slot: TailSlot | None,
-    ) -> None:
-        self.stream = stream.name
-        self.offset = from_offset  # the next offset to return
-        self.partition = partition
-        self.slot = slot
-        self._log = log
-        self._s = stream
-        self._rows = batch_rows
-        self._max_bytes = max_bytes
-        self._closed = False
-        self._wake = threading.Event()
-        self._known_end = log._last_durable_offset(stream.name, partition) + 1
-        log.tails.subscribe(stream.name, self._wake)
-        self._finalizer = weakref.finalize(
-            self, _end_tail, log.tails, stream.name, self._wake, slot
-        )
-
-    @property
-    def ended(self) -> bool:
-        """True once closed, or once the log closed: ``next`` returns None from then on."""
-        return self._closed or self._log.closed
-
-    def next(
-        self, timeout: float, transform: Callable[[pa.Table], Any] | None = None
-    ) -> Any | None:
-        """Records from ``offset`` on (consecutive offsets), or None.
-
-        None when nothing was acknowledged within ``timeout`` seconds, or the tail ended
-        (``ended``). The wait happens on the caller's thread; the read, and
-        ``transform(table)`` if given (whose result is returned instead of the table),
-        on the log's few tail workers. Raises what ``Log.read`` raises (StorageError).
-        """
-        deadline = time.monotonic() + timeout
-        cluster = self._log.cluster is not None
-        while not self.ended:
-            self._wake.clear()  # before looking: an append after the look sets it again
-            if self._behind(cluster):
-                try:
-                    work = self._log._tail_workers.submit(self._read, transform)
-                except RuntimeError:  # the log closed: its workers take no more work
-                    return None
-                try:
-                    got = work.result()
-                except CancelledError:  # the log closed before the read ran
-                    return None
-                if got is not None:
-                    table, result = got
-                    self.offset = table.column(OFFSET)[-1].as_py() + 1
-                    return result
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            # Cluster mode: other nodes' commits arrive with refreshes, which wake nobody.
-            self._wake.wait(min(remaining, 1.0) if cluster else remaining)
-        return None
-
-    def _read(self, transform: Callable[[pa.Table], Any] | None) -> tuple[pa.Table, Any] | None:
-        if self.ended:
-            return None
-        table = self._log._tail_read(
-            self._s, self.offset, self._rows, self._max_bytes, self.partition
-        )
-        if not table.num_rows:
-            return None
-        return table, (table if transform is None else transform(table))
-
-    def _behind(self, cluster: bool) -> bool:
-        if cluster:
-            self._known_end = self._log._last_durable_offset(self.stream, self.partition) + 1
-        else:
-            acked = self._log.tails.acked_end(self.stream)
-            if acked is not None and acked > self._known_end:
-                self._known_end = acked
-        return self.offset < self._known_end
-
-    def close(self) -> None:
-        """End the tail: a waiting ``next`` returns None now; the slot is given back."""
-        self._closed = True
-        self._wake.set()
-        self._finalizer()
-
-    def __enter__(self) -> Tail:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _end_tail(
-    registry: TailRegistry, stream: str, wake: threading.Event, slot: TailSlot | None
-) -> None:
-    registry.unsubscribe(stream, wake)
-    if slot is not None:
-        slot.release()
 
 
 def _compact(table: pa.Table) -> pa.Table:

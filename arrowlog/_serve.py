@@ -131,7 +131,7 @@ class ArrowlogServer:
             self.stop()
             raise
         if self.log.cluster is not None:
-            # Other nodes redirect writes for our partitions here, and clients fetch from here.
+            # Other nodes redirect writes for our shards here, and clients fetch from here.
             public = st.advertise_host or st.host
             self.log.cluster.advertise(
                 flight=self.flight_url.replace(f"//{st.host}:", f"//{public}:", 1),

@@ -42,7 +42,7 @@ from arrowlog.errors import (
 )
 from arrowlog.query import QueryResult
 from arrowlog.results import AppendResult
-from arrowlog.schema import OFFSET, to_table, validate_stream_name
+from arrowlog.schema import OFFSET, pick_shard, to_table, validate_stream_name
 
 __all__ = ["Client", "connect"]
 
@@ -171,7 +171,7 @@ class Client:
                 ack = acks.read()
         if ack is None:
             raise ArrowlogError(f"the server sent no acknowledgement for the append to {stream!r}")
-        return AppendResult(**json.loads(ack.to_pybytes()))
+        return AppendResult.from_dict(json.loads(ack.to_pybytes()))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -203,12 +203,22 @@ class Client:
         return QueryResult(schema, batches)
 
     def read(
-        self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None
+        self,
+        stream: str,
+        from_offset: int = 0,
+        limit: int = 1000,
+        *,
+        shard: int | None = None,
+        partition: int | None = None,
     ) -> pa.Table:
-        """Records ``from_offset`` onwards in offset order, at most ``limit``: as ``Log.read``."""
+        """Records ``from_offset`` onwards in offset order, at most ``limit``: as ``Log.read``.
+
+        ``partition`` is the former name of ``shard``.
+        """
         ticket: dict[str, Any] = {"read": stream, "from_offset": from_offset, "limit": limit}
-        if partition is not None:
-            ticket["partition"] = partition
+        shard = pick_shard(shard, partition)
+        if shard is not None:
+            ticket["shard"] = shard
         reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()))
         with _translated():
             return reader.read_all()
@@ -219,6 +229,7 @@ class Client:
         from_offset: int = 0,
         *,
         stop: threading.Event | None = None,
+        shard: int | None = None,
         partition: int | None = None,
     ) -> Iterator[pa.Table]:
         """Follow a stream: records from ``from_offset``, then new ones as they are acknowledged.
@@ -226,16 +237,18 @@ class Client:
         Runs until ``stop`` is set (from any thread), the iterator is closed (``break``), or
         the server goes away (then ``Unavailable`` is raised). Each table holds
         consecutive offsets. When the stream's schema evolves the server ends the Flight
-        stream; this resubscribes from the next offset with the new schema.
+        stream; this resubscribes from the next offset with the new schema. ``partition``
+        is the former name of ``shard``.
 
         Example: ``for table in client.tail("http_logs", from_offset=1000): ...``
         """
         stopped = stop.is_set if stop is not None else (lambda: False)
+        shard = pick_shard(shard, partition)
         offset = from_offset
         while not stopped():
             ticket: dict[str, Any] = {"tail": stream, "from_offset": offset}
-            if partition is not None:
-                ticket["partition"] = partition
+            if shard is not None:
+                ticket["shard"] = shard
             reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()), self._stream_options)
             received = 0
             # Read in a thread: a Flight read blocks in C++ with no timeout, where neither

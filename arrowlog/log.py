@@ -57,6 +57,7 @@ from arrowlog.schema import (
     TIME_TYPE,
     conform,
     normalize,
+    pick_shard,
     to_table,
     validate_stream_name,
 )
@@ -231,6 +232,7 @@ class Log:
         data: Any,
         *,
         time_column: str | None = None,
+        shard: int | None = None,
         partition: int | None = None,
     ) -> AppendResult:
         """Append records to ``stream`` durably; the stream is created on first write.
@@ -242,8 +244,9 @@ class Log:
             time_column: for a new stream, its time column (default: the first of
                 ``timestamp``, ``ts``, ``time``, ``@timestamp``, ``date`` holding times,
                 else ``_ingested_at``).
-            partition: cluster mode: the partition to write (default: one this node holds).
-                A partition another node writes raises ``NotPartitionOwner`` naming it.
+            shard: cluster mode: the shard to write (default: one this node holds). A
+                shard another node writes raises ``NotShardOwner`` naming that node.
+            partition: the former name of ``shard``.
 
         Returns:
             the offsets the records got. Returned only after the WAL fsync.
@@ -271,7 +274,7 @@ class Log:
                 f"stream {name!r} already uses time column {s.time_column!r}, not {time_column!r}"
             )
         now = pa.scalar(datetime.now(UTC), TIME_TYPE)
-        return self._appender.append(s, table, now, partition)
+        return self._appender.append(s, table, now, pick_shard(shard, partition))
 
     def create_stream(
         self, stream: str, schema: pa.Schema | None = None, *, time_column: str | None = None
@@ -469,17 +472,21 @@ class Log:
         batch_rows: int = 64 * 1024,
         poll: float = 1.0,
         stop: threading.Event | None = None,
+        shard: int | None = None,
         partition: int | None = None,
     ) -> Iterator[pa.Table]:
         """Follow a stream: yield records from ``from_offset`` on, then new ones as they are acked.
 
         Runs until ``stop`` is set or the log closes; each yielded table holds consecutive
         offsets. ``poll`` bounds how long a wait lasts before ``stop`` is checked again.
-        Built on ``open_tail``, which servers use directly.
+        Built on ``open_tail``, which servers use directly. ``partition`` is the former
+        name of ``shard``.
 
         Example: ``for table in log.tail("http_logs", from_offset=1000): ...``
         """
-        tail = self.open_tail(stream, from_offset, batch_rows=batch_rows, partition=partition)
+        tail = self.open_tail(
+            stream, from_offset, batch_rows=batch_rows, shard=pick_shard(shard, partition)
+        )
         try:
             while not (stop is not None and stop.is_set()):
                 table = tail.next(poll)
@@ -495,6 +502,7 @@ class Log:
         stream: str,
         from_offset: int = 0,
         *,
+        shard: int | None = None,
         partition: int | None = None,
         batch_rows: int = 64 * 1024,
         max_bytes: int | None = None,
@@ -504,7 +512,8 @@ class Log:
         """Start following ``stream`` from ``from_offset``; every check happens here, first.
 
         Args:
-            stream, from_offset, partition: what to follow (``partition``: cluster mode).
+            stream, from_offset, shard: what to follow (``shard``: cluster mode).
+            partition: the former name of ``shard``.
             batch_rows: the most records one ``Tail.next`` returns.
             max_bytes: about the most bytes one ``Tail.next`` returns (at least one record).
             client: the client's address: the tail then takes a slot of ``max_tails`` and
@@ -512,7 +521,7 @@ class Log:
             protocol: the gauge's label for a counted tail (``http``, ``flight``).
 
         Raises:
-            InvalidInput: from_offset out of range (0..2**53-1), a partition the stream
+            InvalidInput: from_offset out of range (0..2**53-1), a shard the stream
                 does not have (or none for a stream of several).
             StreamNotFound: no such stream.
             TooManyTails: over ``max_tails`` or ``max_tails_per_client``.
@@ -523,7 +532,8 @@ class Log:
         self._check_open()
         check_offset("from_offset", from_offset)
         s = self._get(stream)
-        s.catalog.check_partition(partition, required=True)
+        shard = pick_shard(shard, partition)
+        s.catalog.check_shard(shard, required=True)
         slot = None
         if client is not None:
             try:
@@ -535,9 +545,9 @@ class Log:
             return Tail(
                 s.name,
                 from_offset,
-                partition,
-                read=lambda offset: self._tail_read(s, offset, batch_rows, max_bytes, partition),
-                last_offset=lambda: self._last_durable_offset(s.name, partition),
+                shard,
+                read=lambda offset: self._tail_read(s, offset, batch_rows, max_bytes, shard),
+                last_offset=lambda: self._last_durable_offset(s.name, shard),
                 registry=self.tails,
                 workers=self._tail_workers,
                 log_closed=lambda: self._closed,
@@ -550,7 +560,7 @@ class Log:
             raise
 
     def _tail_read(
-        self, s: Stream, offset: int, rows: int, max_bytes: int | None, partition: int | None
+        self, s: Stream, offset: int, rows: int, max_bytes: int | None, shard: int | None
     ) -> pa.Table:
         """At most ``rows`` records (about ``max_bytes``) from ``offset`` on, as ``read`` would.
 
@@ -578,24 +588,29 @@ class Log:
                 return _compact(_at_most_bytes(pa.concat_tables(tables), max_bytes))
         start = offset - offset % CHUNK_ROWS
         chunk = self._backlog.get(
-            (s.name, partition, start),
-            lambda: self.read(s.name, start, CHUNK_ROWS, partition=partition),
+            (s.name, shard, start),
+            lambda: self.read(s.name, start, CHUNK_ROWS, partition=shard),
         )
         offsets = chunk.column(OFFSET).to_numpy()
         i = int(offsets.searchsorted(offset))
         if i == len(offsets):  # a partial chunk (the end, or a gap retention left)
-            table = self.read(s.name, offset, rows, partition=partition)
+            table = self.read(s.name, offset, rows, partition=shard)
         else:
             table = chunk.slice(i, rows)
         schema = s.stored_schema
         return conform(_compact(_at_most_bytes(table, max_bytes)), schema)
 
-    def next_offset(self, stream: str, partition: int | None = None) -> int:
-        """The offset the next acknowledged record of ``stream`` (``partition``) will get."""
-        return self._last_durable_offset(stream, partition) + 1
+    def next_offset(
+        self, stream: str, shard: int | None = None, *, partition: int | None = None
+    ) -> int:
+        """The offset the next acknowledged record of ``stream`` (``shard``) will get.
 
-    def _last_durable_offset(self, stream: str, partition: int | None = None) -> int:
-        return self._appender.last_durable_offset(self._get(stream), partition)
+        ``partition`` is the former name of ``shard``.
+        """
+        return self._last_durable_offset(stream, pick_shard(shard, partition)) + 1
+
+    def _last_durable_offset(self, stream: str, shard: int | None = None) -> int:
+        return self._appender.last_durable_offset(self._get(stream), shard)
 
     def streams(self) -> list[StreamInfo]:
         """Every stream: name, schema, time column, row count, offset range, bytes."""
@@ -626,7 +641,7 @@ class Log:
             buffered_rows=sum(t.num_rows for t in snap.buffer),
             min_time=min(times, default=None),
             max_time=max(times, default=None),
-            partitions=self._get(stream).catalog.shards,
+            shards=self._get(stream).catalog.shards,
         )
 
     def schema(self, stream: str) -> pa.Schema:

@@ -20,7 +20,34 @@ class AppendResult:
     accepted: int
     first_offset: int
     last_offset: int
-    partition: int = 0  # offsets count per partition (cluster mode: several per stream)
+    shard: int = 0  # offsets count per shard (cluster mode: several per stream)
+
+    @property
+    def partition(self) -> int:
+        """The former name of ``shard``."""
+        return self.shard
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the servers answer it (JSON); ``partition`` repeats ``shard`` for older clients."""
+        return {
+            "stream": self.stream,
+            "accepted": self.accepted,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "shard": self.shard,
+            "partition": self.shard,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AppendResult:
+        """From ``to_dict()``'s JSON, or an older server's (``partition`` only)."""
+        return cls(
+            d["stream"],
+            d["accepted"],
+            d["first_offset"],
+            d["last_offset"],
+            d.get("shard", d.get("partition", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -38,7 +65,12 @@ class StreamInfo:
     buffered_rows: int
     min_time: datetime | None
     max_time: datetime | None
-    partitions: int = 1
+    shards: int = 1
+
+    @property
+    def partitions(self) -> int:
+        """The former name of ``shards``."""
+        return self.shards
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,7 +87,8 @@ class StreamInfo:
             "buffered_rows": self.buffered_rows,
             "min_time": self.min_time.isoformat() if self.min_time else None,
             "max_time": self.max_time.isoformat() if self.max_time else None,
-            "partitions": self.partitions,
+            "shards": self.shards,
+            "partitions": self.shards,  # the former name, for existing clients
         }
 
 

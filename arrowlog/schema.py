@@ -49,6 +49,7 @@ __all__ = [
     "mark_untyped",
     "merge_schemas",
     "normalize",
+    "pick_shard",
     "system_schema",
     "to_table",
     "validate_stream_name",
@@ -104,6 +105,24 @@ _UNSIGNED_TARGET = {
 
 # A stream directory named like this confuses delta-rs (its path ends in a Delta log).
 _RESERVED_STREAM_NAMES = frozenset({"_delta_log"})
+
+
+def pick_shard(shard: int | None, partition: int | None) -> int | None:
+    """The shard a caller named: ``shard``, or ``partition``, its former name.
+
+    Raises:
+        InvalidInput: both were given, with different values.
+
+    Example: ``pick_shard(None, 1) == 1``
+    """
+    if partition is None:
+        return shard
+    if shard is not None and shard != partition:
+        raise InvalidInput(
+            f"shard {shard} and partition {partition} disagree: pass shard alone "
+            "(partition is its former name)"
+        )
+    return partition
 
 
 def validate_stream_name(name: object) -> str:

@@ -19,12 +19,12 @@ What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
     ends normally when the stream's schema evolves (a Flight stream has one schema) or
     the server shuts down: resubscribe from the next offset (``arrowlog.Client.tail``
     does);
-  - both take ``"partition": P`` for a stream of several partitions (cluster mode), whose
-    offsets count per partition;
+  - both take ``"shard": P`` for a stream of several shards (cluster mode), whose
+    offsets count per shard (``"partition"``, its former name, is accepted too);
   - each is checked against its schema (``ReadTicket``, ``TailTicket``): ``from_offset``
     0 to 2**63-1 for a read (its limit added stays in int64), 0 to 2**53-1 for a tail,
     ``limit`` 1 to ``MAX_READ_LIMIT``,
-    ``partition`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
+    ``shard`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
     same as leaving an optional field out, unknown or repeated keys refused; anything
     else is INVALID_ARGUMENT naming the field and what it takes;
 * anything else is SQL text, UTF-8: ``client.do_get(flight.Ticket(b"SELECT ..."))``.
@@ -33,7 +33,8 @@ Plain Flight verbs
 ------------------
 * ``do_put`` with descriptor path ``[stream]``: each record batch of the upload is one
   durable ``Log.append``; after its WAL fsync the server writes one PutResult whose
-  ``app_metadata`` is ``{"stream", "accepted", "first_offset", "last_offset", "partition"}`` (JSON).
+  ``app_metadata`` is ``AppendResult.to_dict()``: ``{"stream", "accepted", "first_offset",
+  "last_offset", "shard"}`` and ``"partition"`` (the former name of ``shard``), as JSON.
   Zero-row batches are skipped. Batches are acknowledged one by one, never held back
   waiting for the next one, so a client may wait for each ack before sending more. To
   give many records contiguous offsets, send them as one batch.
@@ -89,7 +90,7 @@ from arrowlog.arrow_input import DECODE_ERRORS, checked, checked_schema
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
 from arrowlog.log import Log, Tail
 from arrowlog.query import QueryResult
-from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.schema import OFFSET, pick_shard, validate_stream_name
 from arrowlog.tails import MAX_OFFSET as TAIL_MAX_OFFSET
 from arrowlog.tails import client_address
 from arrowlog.workers import planning_stop
@@ -342,13 +343,11 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         if isinstance(command, str):
             return self._query_stream(context, command, None)
         if isinstance(command, dict):
-            partition = _partition(command)
+            shard = _shard(command)
             if "tail" in command:
-                return self._tail_stream(
-                    context, command["tail"], command["from_offset"], partition
-                )
+                return self._tail_stream(context, command["tail"], command["from_offset"], shard)
             return self._read_stream(
-                context, command["read"], command["from_offset"], command.get("limit"), partition
+                context, command["read"], command["from_offset"], command.get("limit"), shard
             )
         if isinstance(command, sp.CommandStatementQuery):
             _refuse_transaction(command)
@@ -461,14 +460,14 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         stream: str,
         from_offset: int,
         limit: int | None,
-        partition: int | None = None,
+        shard: int | None = None,
     ) -> flight.FlightDataStream:
         if limit is not None:
-            table = self._log.read(stream, from_offset, limit, partition=partition)
+            table = self._log.read(stream, from_offset, limit, partition=shard)
             return flight.RecordBatchStream(table)
         schema = self._log.schema(stream)
         return flight.GeneratorStream(
-            schema, self._replay_batches(context, stream, from_offset, schema, partition)
+            schema, self._replay_batches(context, stream, from_offset, schema, shard)
         )
 
     @map_errors
@@ -478,11 +477,9 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         stream: str,
         from_offset: int,
         schema: pa.Schema,
-        partition: int | None = None,
+        shard: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        for table in self._log.iter_read(
-            stream, from_offset, self._batch_rows, partition=partition
-        ):
+        for table in self._log.iter_read(stream, from_offset, self._batch_rows, partition=shard):
             self._check_stopping()
             if context.is_cancelled():
                 return
@@ -499,15 +496,15 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         context: flight.ServerCallContext,
         stream: str,
         from_offset: int,
-        partition: int | None = None,
+        shard: int | None = None,
     ) -> flight.FlightDataStream:
-        """Open the tail before answering: a bad offset or partition, an unknown stream and
+        """Open the tail before answering: a bad offset or shard, an unknown stream and
         the tail limits are the call's error (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE)."""
         schema = self._log.schema(stream)
         tail = self._log.open_tail(
             stream,
             from_offset,
-            partition=partition,
+            shard=shard,
             batch_rows=self._batch_rows,
             # gRPC holds one message per call at a time: this bounds a slow reader's cost.
             max_bytes=self._log.settings.tail_buffer_bytes,
@@ -623,7 +620,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             appended += 1
             # Acknowledged only now, after the WAL fsync.
             try:
-                writer.write(pa.py_buffer(json.dumps(dataclasses.asdict(result)).encode()))
+                writer.write(pa.py_buffer(json.dumps(result.to_dict()).encode()))
             except OSError:
                 if not context.is_cancelled():
                     raise
@@ -814,7 +811,8 @@ class ArrowlogFlightServer(flight.FlightServerBase):
 
 MAX_OFFSET = 2**63 - 1  # offsets are int64
 MAX_READ_LIMIT = 10_000_000  # a read with a limit is answered as one table, held in memory
-MAX_PARTITION = 2**31 - 1
+MAX_SHARD = 2**31 - 1
+MAX_PARTITION = MAX_SHARD  # the former name
 # A tail starts at most here (arrowlog.tails: the largest integer every JSON client reads).
 MAX_TAIL_OFFSET = TAIL_MAX_OFFSET
 MAX_JSON_REQUEST_BYTES = 64 * 1024
@@ -859,14 +857,16 @@ def _spec(spec: _Integer | _StreamName, **kwargs: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class ReadTicket:
-    """``{"read": STREAM, "from_offset": N, "limit": M, "partition": P}``: replay records."""
+    """``{"read": STREAM, "from_offset": N, "limit": M, "shard": P}``: replay records."""
 
     read: str = _spec(_StreamName())
     from_offset: int = _spec(_Integer(0, MAX_OFFSET), default=0)
     limit: int | None = _spec(_Integer(1, MAX_READ_LIMIT), default=None)
-    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
+    shard: int | None = _spec(_Integer(0, MAX_SHARD), default=None)
+    partition: int | None = _spec(_Integer(0, MAX_SHARD), default=None)  # former name
 
     def check(self) -> None:
+        pick_shard(self.shard, self.partition)
         if self.limit is not None and self.from_offset + self.limit > MAX_OFFSET:
             raise InvalidInput(
                 f"read ticket: from_offset + limit must be at most {MAX_OFFSET} (offsets are "
@@ -876,14 +876,15 @@ class ReadTicket:
 
 @dataclasses.dataclass(frozen=True)
 class TailTicket:
-    """``{"tail": STREAM, "from_offset": N, "partition": P}``: follow a stream live."""
+    """``{"tail": STREAM, "from_offset": N, "shard": P}``: follow a stream live."""
 
     tail: str = _spec(_StreamName())
     from_offset: int = _spec(_Integer(0, MAX_TAIL_OFFSET), default=0)
-    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
+    shard: int | None = _spec(_Integer(0, MAX_SHARD), default=None)
+    partition: int | None = _spec(_Integer(0, MAX_SHARD), default=None)  # former name
 
     def check(self) -> None:
-        pass
+        pick_shard(self.shard, self.partition)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1088,9 +1089,9 @@ def _peer_host(peer: str) -> str:
     return peer or "unknown"
 
 
-def _partition(command: dict[str, Any]) -> int | None:
-    """The ``partition`` of a read or tail ticket (``_json_ticket`` checked it)."""
-    return command.get("partition")
+def _shard(command: dict[str, Any]) -> int | None:
+    """The ``shard`` (or ``partition``) of a read or tail ticket (``_json_ticket`` checked it)."""
+    return pick_shard(command.get("shard"), command.get("partition"))
 
 
 def _refuse_transaction(message: Message) -> None:

@@ -37,9 +37,8 @@ class AppendResponse(BaseModel):
     accepted: int = Field(description="How many records were appended.")
     first_offset: int = Field(description="Offset of the first record appended.")
     last_offset: int = Field(description="Offset of the last record appended.")
-    partition: int = Field(
-        default=0, description="The stream partition written (offsets count per partition)."
-    )
+    shard: int = Field(default=0, description="The shard written (offsets count per shard).")
+    partition: int = Field(default=0, description="The former name of `shard` (the same value).")
 
 
 class ErrorResponse(BaseModel):

@@ -180,12 +180,6 @@ class Log:
         self._tail_workers = ThreadPoolExecutor(
             max_workers=_TAIL_WORKERS, thread_name_prefix="arrowlog-tail-worker"
         )
-        self._flusher.start()
-        self._stop = threading.Event()
-        self._maintainer = threading.Thread(
-            target=self._run_maintenance, name="arrowlog-maintenance", daemon=True
-        )
-        self._maintainer.start()
         # Cluster mode (node_id set): leases decide which shards this node writes, and
         # the node acknowledges appends; otherwise the local WAL does.
         self.cluster: ClusterNode | None = None
@@ -204,6 +198,13 @@ class Log:
                 self._streams, settings, self.storage, metrics=self.metrics, tails=self.tails
             )
             self._appender = self.cluster
+        self._flusher.start()
+        self._stop = threading.Event()
+        self._maintainer = threading.Thread(
+            target=self._run_maintenance, name="arrowlog-maintenance", daemon=True
+        )
+        self._maintainer.start()
+        if self.cluster is not None:
             try:
                 self.cluster.start()
             except BaseException:
@@ -261,6 +262,7 @@ class Log:
         """
         self._check_open()
         name = validate_stream_name(stream)
+        shard = pick_shard(shard, partition)
         table = to_table(data)
         if table.nbytes > self.settings.max_batch_bytes:
             raise BatchTooLarge(
@@ -274,7 +276,7 @@ class Log:
                 f"stream {name!r} already uses time column {s.time_column!r}, not {time_column!r}"
             )
         now = pa.scalar(datetime.now(UTC), TIME_TYPE)
-        return self._appender.append(s, table, now, pick_shard(shard, partition))
+        return self._appender.append(s, table, now, shard)
 
     def create_stream(
         self, stream: str, schema: pa.Schema | None = None, *, time_column: str | None = None
@@ -569,23 +571,10 @@ class Log:
         shared by every tail (``BacklogChunks``). Either way the result is copied when it
         is a small part of a large buffer, so a slow tail pins no more than it holds.
         """
-        if self.cluster is None:
-            with self._lock:
-                pieces = s.buffer.durable_from(offset, self._wal.synced_seq, rows)
-                schema = s.stored_schema
-            if pieces is not None:
-                tables, n, size = [], 0, 0
-                for b in pieces:
-                    start = max(offset - b.first_offset, 0)
-                    table = conform(b.table.slice(start, rows - n), schema)
-                    tables.append(table)
-                    n += table.num_rows
-                    size += table.nbytes
-                    if n >= rows or (max_bytes is not None and size >= max_bytes):
-                        break
-                if not tables:
-                    return schema.empty_table()
-                return _compact(_at_most_bytes(pa.concat_tables(tables), max_bytes))
+        if self.cluster is None:  # (a cluster node's acknowledged records are all committed)
+            buffered = s.read_buffer(offset, rows, max_bytes)
+            if buffered is not None:
+                return _compact(_at_most_bytes(buffered, max_bytes))
         start = offset - offset % CHUNK_ROWS
         chunk = self._backlog.get(
             (s.name, shard, start),

@@ -72,6 +72,8 @@ class Commit:
 
 
 class Flushed(NamedTuple):
+    """What one flush wrote (for the metrics)."""
+
     rows: int
     seconds: float
 
@@ -142,6 +144,25 @@ class Stream:
         with self._lock:
             durable = self.buffer.durable(self._durable_seq())
             return durable[-1].last_offset if durable else self.catalog.watermark
+
+    def read_buffer(self, offset: int, rows: int, max_bytes: int | None) -> pa.Table | None:
+        """About ``rows`` durable records (``max_bytes``) from ``offset`` on, sliced from the
+        buffer in O(log n); None when ``offset`` is before it (those are in segments)."""
+        with self._lock:
+            pieces = self.buffer.durable_from(offset, self._durable_seq(), rows)
+            schema = self.stored_schema
+        if pieces is None:
+            return None
+        tables, n, size = [], 0, 0
+        for b in pieces:
+            start = max(offset - b.first_offset, 0)
+            table = conform(b.table.slice(start, rows - n), schema)
+            tables.append(table)
+            n += table.num_rows
+            size += table.nbytes
+            if n >= rows or (max_bytes is not None and size >= max_bytes):
+                break
+        return pa.concat_tables(tables) if tables else schema.empty_table()
 
     # -- appending (callers hold the state lock) ----------------------------------------------
 

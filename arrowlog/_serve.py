@@ -108,7 +108,9 @@ class ArrowlogServer:
             Unavailable: a port is taken, or the data directory is used by another process.
             StorageError: the log could not be opened.
         """
-        from flight_server.server import serve as serve_flight  # the Flight room builds on us
+        from flight_server.server import (
+            serve as serve_flight,  # the Flight server builds on the Log
+        )
 
         st = self.settings
         self.log = Log(st)
@@ -131,7 +133,7 @@ class ArrowlogServer:
             self.stop()
             raise
         if self.log.cluster is not None:
-            # Other nodes redirect writes for our partitions here, and clients fetch from here.
+            # Other nodes redirect writes for our shards here, and clients fetch from here.
             public = st.advertise_host or st.host
             self.log.cluster.advertise(
                 flight=self.flight_url.replace(f"//{st.host}:", f"//{public}:", 1),

@@ -36,7 +36,7 @@ from arrowlog.schema import (
     INGESTED_AT,
     OFFSET,
     PARTITION,
-    STREAM_PARTITION,
+    SHARD_COLUMN,
     system_schema,
     widens,
 )
@@ -48,6 +48,7 @@ __all__ = ["SegmentInfo", "StreamCatalog", "stored_schema"]
 logger = logging.getLogger(__name__)
 
 _SETTINGS_FILE = "_arrowlog_stream.json"
+_SHARDS_KEY = "partitions"  # in the settings file; stored, so never renamed
 _INSTANCES = itertools.count()
 
 
@@ -62,8 +63,8 @@ class SegmentInfo:
     max_offset: int | None
     min_time: datetime | None  # Delta statistics: truncated to the millisecond
     max_time: datetime | None
-    day: date | None = None  # the Hive-style partition value
-    partition: int | None = None  # the stream partition of every row (None: mixed/unknown)
+    day: date | None = None  # the Hive-style day partition value
+    shard: int | None = None  # the shard of every row (None: mixed/unknown)
     # Rows whose time is null (placed by their ingestion time); None: unknown.
     time_nulls: int | None = None
 
@@ -78,8 +79,9 @@ class StreamCatalog:
         self.name = name
         self.uri = storage.table_uri(name)
         self.time_column: str = settings["time_column"]
-        # Written once at creation; tables from before partitions existed have one.
-        self.partitions: int = int(settings.get("partitions", 1))
+        # Written once at creation; tables from before shards existed have one. The stored
+        # key keeps its original name, "partitions".
+        self.shards: int = int(settings.get(_SHARDS_KEY, 1))
         self._table = table
         self.segments: dict[str, SegmentInfo] = {}
         # Bumped whenever the live-file set changes: readers cache per-generation work.
@@ -97,7 +99,7 @@ class StreamCatalog:
         user_schema: pa.Schema,
         time_column: str,
         *,
-        partitions: int = 1,
+        shards: int = 1,
     ) -> StreamCatalog:
         """Create the stream's (empty) Delta table and its settings file.
 
@@ -106,8 +108,8 @@ class StreamCatalog:
         same settings and delta-rs lets exactly one create the table (``mode="ignore"``).
         """
         uri = storage.table_uri(name)
-        settings = {"time_column": time_column, "partitions": partitions}
-        schema = stored_schema(user_schema, partitions).append(pa.field(PARTITION, pa.date32()))
+        settings = {"time_column": time_column, _SHARDS_KEY: shards}
+        schema = stored_schema(user_schema, shards).append(pa.field(PARTITION, pa.date32()))
         settings_uri = storage.join(uri, _SETTINGS_FILE)
         wrote_settings = False
         try:
@@ -158,41 +160,41 @@ class StreamCatalog:
         """The last offset committed to segments, or -1 when nothing has been flushed."""
         return self.watermark_of(0)
 
-    def check_partition(self, partition: int | None, *, required: bool = False) -> None:
-        """Refuse a partition this stream does not have, or none where offsets need one.
+    def check_shard(self, shard: int | None, *, required: bool = False) -> None:
+        """Refuse a shard this stream does not have, or none where offsets need one.
 
         Raises:
-            InvalidInput: naming the stream's partitions.
+            InvalidInput: naming the stream's shards.
         """
-        n = self.partitions
-        if partition is None:
+        n = self.shards
+        if shard is None:
             if required and n > 1:
                 raise InvalidInput(
-                    f"stream {self.name!r} has {n} partitions, each with its own offsets: "
-                    f"pass a partition from 0 to {n - 1}"
+                    f"stream {self.name!r} has {n} shards, each with its own offsets: "
+                    f"pass a shard from 0 to {n - 1}"
                 )
-        elif not 0 <= partition < n:
+        elif not 0 <= shard < n:
             if n == 1:
-                raise InvalidInput(f"stream {self.name!r} has one partition (0), not {partition}")
-            raise InvalidInput(f"stream {self.name!r} has partitions 0..{n - 1}, not {partition}")
+                raise InvalidInput(f"stream {self.name!r} has one shard (0), not {shard}")
+            raise InvalidInput(f"stream {self.name!r} has shards 0..{n - 1}, not {shard}")
 
-    def watermark_of(self, partition: int) -> int:
-        """The last offset of ``partition`` committed to segments (-1: none yet)."""
-        version = self._table.transaction_version(self._app_id(partition))
+    def watermark_of(self, shard: int) -> int:
+        """The last offset of ``shard`` committed to segments (-1: none yet)."""
+        version = self._table.transaction_version(self._app_id(shard))
         return -1 if version is None else int(version)
 
-    def _app_id(self, partition: int = 0) -> str:
-        # One application transaction per partition: its version is that partition's
-        # flushed-offset watermark. A stream of one partition keeps the plain name.
-        if self.partitions == 1:
+    def _app_id(self, shard: int = 0) -> str:
+        # One application transaction per shard: its version is that shard's
+        # flushed-offset watermark. A stream of one shard keeps the plain name.
+        if self.shards == 1:
             return f"arrowlog:{self.name}"
-        return f"arrowlog:{self.name}:{partition}"
+        return f"arrowlog:{self.name}:{shard}"
 
     @property
     def user_schema(self) -> pa.Schema:
-        """The table's schema without system and partition columns."""
+        """The table's schema without the system columns (offset, ingestion time, day, shard)."""
         schema = _arrow_schema(pa.schema(self._table.schema().to_arrow()))
-        drop = {OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION}
+        drop = {OFFSET, INGESTED_AT, PARTITION, SHARD_COLUMN}
         return pa.schema([f for f in schema if f.name not in drop])
 
     def value_range(self, column: str) -> tuple[Any, Any]:
@@ -229,7 +231,7 @@ class StreamCatalog:
         schema: pa.Schema,
         remove: list[SegmentInfo] = (),  # type: ignore[assignment]
         watermark: int | None = None,
-        partition: int = 0,
+        shard: int = 0,
         operation: str,
         widen: bool = False,
     ) -> tuple[list[str], list[SegmentInfo]]:
@@ -241,10 +243,11 @@ class StreamCatalog:
             remove: segments this commit replaces (compaction): they leave in the same commit.
             watermark: for a flush, the last offset it commits, recorded as the stream's
                 application transaction so recovery skips WAL entries up to it.
+            shard: whose watermark ``watermark`` is (cluster mode; 0 otherwise).
             operation: recorded in the commit's metadata ("flush", "compact").
             widen: write the column types ``schema`` widens into the table's schema. The
                 commit must then replace every live file (``remove``): it overwrites
-                every partition ``remove`` has files in.
+                every day partition ``remove`` has files in.
 
         Returns:
             (removed paths, added segments), for the caller to swap into the index together
@@ -270,7 +273,7 @@ class StreamCatalog:
         txns = (
             []
             if watermark is None
-            else [Transaction(app_id=self._app_id(partition), version=watermark)]
+            else [Transaction(app_id=self._app_id(shard), version=watermark)]
         )
         metadata = {"arrowlog.operation": operation}
         if watermark is not None:
@@ -309,7 +312,7 @@ class StreamCatalog:
     def refresh_version(self) -> None:
         """Bring the table to the newest commit without rebuilding the live-file index.
 
-        Enough to read a partition's watermark (a writer's fencing check); ``reload``
+        Enough to read a shard's watermark (a writer's fencing check); ``reload``
         also diffs the live files, which costs a pass over every add action.
         """
         try:
@@ -342,7 +345,7 @@ class StreamCatalog:
         """The table's schema with the column types ``schema`` widens, or None if none.
 
         The caller's commit must replace every file holding the narrower type
-        (``Log._flush_stream`` rewrites them), so every reader sees one type per column.
+        (``Stream.flush`` rewrites them), so every reader sees one type per column.
         """
         widened = {f.name: f.type for f in schema if f.name in self.widened(schema)}
         if not widened:
@@ -383,7 +386,7 @@ class StreamCatalog:
                 )
                 break
             except CommitFailedError:
-                # A concurrent commit conflicted: reload and retry (DESIGN: retention retries).
+                # A concurrent commit conflicted: reload and retry.
                 logger.warning(
                     "retention commit on %r conflicted; retrying (%d)", self.name, attempt + 1
                 )
@@ -433,15 +436,13 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
         return actions.column(name).to_pylist() if name in cols else [None] * actions.num_rows
 
     paths = column("path")
-    parts = [
+    shards = [
         lo if lo == hi and lo is not None else (0 if lo is None and hi is None else None)
-        for lo, hi in zip(
-            column(f"min.{STREAM_PARTITION}"), column(f"max.{STREAM_PARTITION}"), strict=True
-        )
+        for lo, hi in zip(column(f"min.{SHARD_COLUMN}"), column(f"max.{SHARD_COLUMN}"), strict=True)
     ]
     return [
-        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day, part, nulls)
-        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day, part, nulls in zip(
+        SegmentInfo(Storage.join(root, p), size, rows, mn_o, mx_o, mn_t, mx_t, day, shard, nulls)
+        for p, size, rows, mn_o, mx_o, mn_t, mx_t, day, shard, nulls in zip(
             paths,
             column("size_bytes"),
             column("num_records"),
@@ -450,7 +451,7 @@ def _segments_from_actions(root: str, actions: pa.Table, time_column: str) -> li
             column(f"min.{time_column}"),
             column(f"max.{time_column}"),
             column(f"partition.{PARTITION}"),
-            parts,
+            shards,
             column(f"null_count.{time_column}"),
             strict=True,
         )
@@ -495,11 +496,11 @@ def _arrow_schema(schema: pa.Schema) -> pa.Schema:
     )
 
 
-def stored_schema(user_schema: pa.Schema, partitions: int) -> pa.Schema:
-    """The columns a stream's files hold: a stream of several partitions adds ``_partition``."""
+def stored_schema(user_schema: pa.Schema, shards: int) -> pa.Schema:
+    """The columns a stream's files hold: a stream of several shards adds ``_partition``."""
     schema = system_schema(user_schema)
-    if partitions > 1:
+    if shards > 1:
         schema = schema.insert(
-            schema.get_field_index(OFFSET), pa.field(STREAM_PARTITION, pa.int32(), nullable=False)
+            schema.get_field_index(OFFSET), pa.field(SHARD_COLUMN, pa.int32(), nullable=False)
         )
     return schema

@@ -739,10 +739,12 @@ def compact(
     help="Join a cluster of nodes sharing --storage under this (unique) name.",
 )
 @click.option(
+    "--shards",
     "--partitions",
+    "shards",
     type=click.IntRange(1, 1024),
     default=None,
-    help="Partitions of streams this node creates. Default: 1.",
+    help="Shards of streams this node creates (--partitions: its former name). Default: 1.",
 )
 @click.option("--host", default=None, help="Interface to listen on. Default: 127.0.0.1.")
 @click.option(
@@ -788,7 +790,7 @@ def serve(
     data_dir: Path | None,
     storage: str | None,
     node_id: str | None,
-    partitions: int | None,
+    shards: int | None,
     host: str | None,
     flight_port: int | None,
     http_port: int | None,
@@ -810,7 +812,7 @@ def serve(
         data_dir=data_dir,
         storage=storage,
         node_id=node_id,
-        partitions=partitions,
+        shards=shards,
         host=host,
         flight_port=flight_port,
         http_port=http_port,

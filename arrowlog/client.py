@@ -49,7 +49,7 @@ from arrowlog.errors import (
     Unavailable,
 )
 from arrowlog.results import AppendResult, CompactionResult, StreamInfo
-from arrowlog.schema import OFFSET, to_table, validate_stream_name
+from arrowlog.schema import OFFSET, pick_shard, to_table, validate_stream_name
 from arrowlog.sql.result import QueryResult
 
 __all__ = ["Client", "connect"]
@@ -179,7 +179,7 @@ class Client:
                 ack = acks.read()
         if ack is None:
             raise ArrowlogError(f"the server sent no acknowledgement for the append to {stream!r}")
-        return AppendResult(**json.loads(ack.to_pybytes()))
+        return AppendResult.from_dict(json.loads(ack.to_pybytes()))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -223,12 +223,22 @@ class Client:
             return self._flight.get_schema(descriptor, self._options).schema
 
     def read(
-        self, stream: str, from_offset: int = 0, limit: int = 1000, *, partition: int | None = None
+        self,
+        stream: str,
+        from_offset: int = 0,
+        limit: int = 1000,
+        *,
+        shard: int | None = None,
+        partition: int | None = None,
     ) -> pa.Table:
-        """Records ``from_offset`` onwards in offset order, at most ``limit``: as ``Log.read``."""
+        """Records ``from_offset`` onwards in offset order, at most ``limit``: as ``Log.read``.
+
+        ``partition`` is the former name of ``shard``.
+        """
         ticket: dict[str, Any] = {"read": stream, "from_offset": from_offset, "limit": limit}
-        if partition is not None:
-            ticket["partition"] = partition
+        shard = pick_shard(shard, partition)
+        if shard is not None:
+            ticket["shard"] = shard
         reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()))
         with _translated():
             return reader.read_all()
@@ -239,19 +249,22 @@ class Client:
         from_offset: int = 0,
         batch_rows: int = 64 * 1024,
         *,
+        shard: int | None = None,
         partition: int | None = None,
     ) -> Iterator[pa.Table]:
         """Replay everything from ``from_offset`` up to the current end, ``batch_rows`` at a time.
 
         One read ticket without a limit: the server streams up to the stream's end as of
         the call, and the batches are regrouped here into tables of ``batch_rows``.
+        ``partition`` is the former name of ``shard``.
 
         Example: ``for table in client.iter_read("http_logs"): ...``
         """
         _check_batch_rows(batch_rows)
         ticket: dict[str, Any] = {"read": stream, "from_offset": from_offset}
-        if partition is not None:
-            ticket["partition"] = partition
+        shard = pick_shard(shard, partition)
+        if shard is not None:
+            ticket["shard"] = shard
         reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()))
         pending: list[pa.RecordBatch] = []
         rows = 0
@@ -280,6 +293,7 @@ class Client:
         batch_rows: int = 64 * 1024,
         poll: float = 1.0,
         stop: threading.Event | None = None,
+        shard: int | None = None,
         partition: int | None = None,
     ) -> Iterator[pa.Table]:
         """Follow a stream: records from ``from_offset``, then new ones as they are acknowledged.
@@ -289,17 +303,18 @@ class Client:
         consecutive offsets, at most ``batch_rows`` of them; ``poll`` bounds how long a
         wait lasts before ``stop`` is checked again. When the stream's schema evolves the
         server ends the Flight stream; this resubscribes from the next offset with the new
-        schema.
+        schema. ``partition`` is the former name of ``shard``.
 
         Example: ``for table in client.tail("http_logs", from_offset=1000): ...``
         """
         _check_batch_rows(batch_rows)
         stopped = stop.is_set if stop is not None else (lambda: False)
+        shard = pick_shard(shard, partition)
         offset = from_offset
         while not stopped():
             ticket: dict[str, Any] = {"tail": stream, "from_offset": offset}
-            if partition is not None:
-                ticket["partition"] = partition
+            if shard is not None:
+                ticket["shard"] = shard
             reader = self._do_get(flight.Ticket(json.dumps(ticket).encode()), self._stream_options)
             received = 0
             # Read in a thread: a Flight read blocks in C++ with no timeout, where neither

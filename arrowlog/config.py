@@ -84,19 +84,20 @@ class Settings:
     )
     node_id: str | None = _setting(
         None,
-        "Run as one node of a cluster sharing `storage` (S3): partitions are leased to "
+        "Run as one node of a cluster sharing `storage` (S3): shards are leased to "
         "nodes, writes are acknowledged once committed to the shared tables. Unset: one node.",
         kind=str,
     )
-    partitions: int = _setting(
+    shards: int = _setting(
         1,
-        "Partitions of a new stream (each has one writer node and its own offsets).",
+        "Shards of a new stream (each has one writer node and its own offsets). Also "
+        "accepted as `partitions` (ARROWLOG_PARTITIONS, --partitions), its former name.",
         maximum=1024,
     )
     lease_seconds: float = _setting(
         10.0,
-        "Cluster: a partition lease expires this long after its holder's last renewal; "
-        "another node then takes the partition over.",
+        "Cluster: a shard lease expires this long after its holder's last renewal; "
+        "another node then takes the shard over.",
     )
     refresh_interval: float = _setting(
         1.0,
@@ -335,9 +336,9 @@ class Settings:
             raise InvalidInput(
                 "setting node_id (cluster mode) needs shared storage: set storage to s3://..."
             )
-        if self.partitions > 1 and self.node_id is None:
+        if self.shards > 1 and self.node_id is None:
             raise InvalidInput(
-                "setting partitions > 1 needs cluster mode: set node_id (and an s3:// storage)"
+                "setting shards > 1 needs cluster mode: set node_id (and an s3:// storage)"
             )
         if self.node_id is not None and self.vacuum_grace_hours < 1:
             # Vacuum deletes files no commit lists: another node's segment between its
@@ -345,6 +346,11 @@ class Settings:
             raise InvalidInput("in cluster mode (node_id) vacuum_grace_hours must be at least 1")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise InvalidInput("settings tls_cert and tls_key go together: set both or neither")
+
+    @property
+    def partitions(self) -> int:
+        """The former name of ``shards``."""
+        return self.shards
 
     @classmethod
     def load(
@@ -376,6 +382,7 @@ class Settings:
                 raise InvalidInput(f"cannot read settings file {path}: {e}") from e
             for key, value in doc.items():
                 key = key.replace("-", "_")
+                key = _ALIASES.get(key, key)
                 if key not in names:
                     raise InvalidInput(f"unknown setting {key!r} in {path}")
                 values[key] = _convert(names[key], value, str(path))
@@ -389,15 +396,24 @@ class Settings:
         for var, raw in env.items():
             if var.startswith(ENV_PREFIX):
                 key = var[len(ENV_PREFIX) :].lower()
+                if key in _ALIASES and f"{ENV_PREFIX}{_ALIASES[key].upper()}" in env:
+                    continue  # the current name wins over the former one
+                key = _ALIASES.get(key, key)
                 if key in names:
                     values[key] = _convert(names[key], raw, var)
         for key, value in overrides.items():
+            if key in _ALIASES and overrides.get(_ALIASES[key]) is not None:
+                continue
+            key = _ALIASES.get(key, key)
             if key not in names:
                 raise InvalidInput(f"unknown setting {key!r}")
             if value is not None:
                 values[key] = _convert(names[key], value, key)
         return cls(**values)
 
+
+# Former names of settings, still accepted in arrowlog.toml, ARROWLOG_* and overrides.
+_ALIASES = {"partitions": "shards"}
 
 _AWS_FALLBACKS = {
     "s3_endpoint": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),

@@ -22,8 +22,8 @@ the message users read is the exception's message, unchanged.
     ├── Unavailable           shutting down, closed, or overloaded
     │   ├── TooManyTails      over max_tails or max_tails_per_client
     │   ├── BodiesInFlight    HTTP: request bodies in memory at max_inflight_body_bytes
-    │   ├── LeaseLost         cluster: another node took over a partition this one wrote
-    │   └── NotPartitionOwner cluster: another node (or none right now) writes the partition
+    │   ├── LeaseLost         cluster: another node took over a shard this one wrote
+    │   └── NotShardOwner     cluster: another node (or none right now) writes the shard
     └── StorageError          the WAL, a segment or the catalog could not be written or read
 """
 
@@ -37,7 +37,7 @@ __all__ = [
     "InvalidInput",
     "LeaseLost",
     "NotAcceptable",
-    "NotPartitionOwner",
+    "NotShardOwner",
     "OriginNotAllowed",
     "ProtocolError",
     "QueryLimitExceeded",
@@ -142,23 +142,31 @@ class LeaseLost(Unavailable):
     """This node no longer holds the lease: it expired and another node took it, or it was
     re-acquired by a newer process with the same node id.
 
-    The holder must stop writing the partition at once; a retry on the new holder (or here,
+    The holder must stop writing the shard at once; a retry on the new holder (or here,
     after a fresh ``Leases.acquire``) may succeed, hence :class:`Unavailable`.
     """
 
 
-class NotPartitionOwner(Unavailable):
-    """This node does not write the partition: send the records to ``owner`` instead.
+class NotShardOwner(Unavailable):
+    """This node does not write the shard: send the records to ``owner`` instead.
 
     ``owner`` holds the current writer's advertised URLs (``flight``, ``http``), or is
-    empty when no node holds the partition right now (retry shortly).
+    empty when no node holds the shard right now (retry shortly).
     """
 
-    def __init__(self, message: str, *, stream: str, partition: int, owner: dict[str, str]) -> None:
+    def __init__(self, message: str, *, stream: str, shard: int, owner: dict[str, str]) -> None:
         super().__init__(message)
         self.stream = stream
-        self.partition = partition
+        self.shard = shard
         self.owner = owner
+
+    @property
+    def partition(self) -> int:
+        """The former name of ``shard``."""
+        return self.shard
+
+
+NotPartitionOwner = NotShardOwner  # the former name
 
 
 class StorageError(ArrowlogError):

@@ -1,6 +1,6 @@
-"""Partition leases and the node registry: several arrowlog nodes over one object store.
+"""Shard leases and the node registry: several arrowlog nodes over one object store.
 
-A stream is split into partitions; each partition has exactly one writer node at a time.
+A stream is split into shards; each shard has exactly one writer node at a time.
 Who that is lives in the object store itself, so nodes need no coordinator and no network
 path to each other: any number of ``arrowlog serve`` processes over one bucket agree on
 ownership through the store's conditional writes.
@@ -75,7 +75,7 @@ _LEASE_FORMAT = "arrowlog-lease/1"
 _NODE_FORMAT = "arrowlog-node/1"
 _SUFFIX = ".json"
 _NOT_FOUND = (NotFoundError, FileNotFoundError)  # MemoryStore raises the builtin one
-# Node ids become file names; keys may have "/" to group leases (e.g. "<stream>/<partition>").
+# Node ids become file names; keys may have "/" to group leases (e.g. "<stream>/<shard>").
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
 _KEY_PART = re.compile(r"[A-Za-z0-9_.=@:-]+")
 
@@ -299,7 +299,7 @@ class Leases:
         """Every lease whose key starts with ``prefix``, sorted by key.
 
         A malformed record is skipped with a warning rather than failing the whole listing:
-        one bad file must not stop a node from planning every other partition. (A
+        one bad file must not stop a node from planning every other shard. (A
         :meth:`read` or :meth:`acquire` of that key still raises.)
         """
         records = []
@@ -345,7 +345,7 @@ class Leases:
         """Extend a held lease to ``clock() + ttl`` (optionally with new ``info``).
 
         Succeeds even if the lease has expired meanwhile, provided nobody touched it: the
-        etag proves no one took over, so no one else has written the partition.
+        etag proves no one took over, so no one else has written the shard.
 
         Raises:
             LeaseLost: the record changed since ``record`` (a takeover or a newer process).
@@ -406,7 +406,7 @@ class NodeRegistry:
 
     Each node writes only its own record, so plain (unconditional) puts suffice. A node is
     live while its record is unexpired by the reader's clock. Use a node ttl no longer
-    than the lease ttl: partitions of a dead node move freely (beyond fair shares) only
+    than the lease ttl: shards of a dead node move freely (beyond fair shares) only
     once both its leases and its heartbeat have expired.
     """
 
@@ -475,50 +475,50 @@ class NodeRegistry:
 # -- planning --------------------------------------------------------------------------------
 
 
-def fair_share(partitions: int, live_nodes: int) -> int:
-    """How many partitions one node should hold: ``ceil(partitions / max(1, live_nodes))``."""
-    return -(-partitions // max(1, live_nodes))
+def fair_share(shards: int, live_nodes: int) -> int:
+    """How many shards one node should hold: ``ceil(shards / max(1, live_nodes))``."""
+    return -(-shards // max(1, live_nodes))
 
 
-def _rotation(node_id: str, partitions: int) -> list[int]:
-    """Partitions in this node's preference order: ascending, starting at a stable offset.
+def _rotation(node_id: str, shards: int) -> list[int]:
+    """Shards in this node's preference order: ascending, starting at a stable offset.
 
     The offset comes from a hash of the node id (sha256, not ``hash()``, which differs per
-    process), so two nodes starting together try different partitions first instead of
-    colliding on partition 0.
+    process), so two nodes starting together try different shards first instead of
+    colliding on shard 0.
     """
-    if partitions <= 0:
+    if shards <= 0:
         return []
     digest = hashlib.sha256(node_id.encode()).digest()
-    start = int.from_bytes(digest[:8], "big") % partitions
-    return [(start + i) % partitions for i in range(partitions)]
+    start = int.from_bytes(digest[:8], "big") % shards
+    return [(start + i) % shards for i in range(shards)]
 
 
 def plan_claims(
     node_id: str,
-    partitions: int,
+    shards: int,
     leases: Mapping[int, LeaseRecord],
     live_nodes: Collection[str],
     held: Collection[int],
     now: float,
 ) -> list[int]:
-    """Which partitions this node should try to :meth:`Leases.acquire` now, in order.
+    """Which shards this node should try to :meth:`Leases.acquire` now, in order.
 
     Pure: it only decides; the conditional writes settle races between nodes.
 
     Args:
         node_id: this node.
-        partitions: how many partitions there are (numbered ``0 .. partitions-1``).
-        leases: the stored lease of each partition that has one.
+        shards: how many shards there are (numbered ``0 .. shards-1``).
+        leases: the stored lease of each shard that has one.
         live_nodes: ids of nodes with a live heartbeat (this node counts as live anyway).
-        held: partitions this *process* holds (acquired and still renewing).
+        held: shards this *process* holds (acquired and still renewing).
         now: the current time by this node's clock.
 
     Rules, in order:
         1. a lease still held under this node id but not by this process (a previous
            process of this node) is taken back;
         2. an expired lease whose holder is not a live node is taken over even beyond the
-           fair share: a dead node's partitions must move (availability first; the
+           fair share: a dead node's shards must move (availability first; the
            surplus can be shed later with :func:`plan_releases`);
         3. an absent lease, or an expired one of a live node (released, or its holder
            failed to renew), is claimed only while this node is below its fair share.
@@ -526,10 +526,10 @@ def plan_claims(
     """
     held = set(held)
     live = set(live_nodes) | {node_id}
-    share = fair_share(partitions, len(live))
+    share = fair_share(shards, len(live))
     must: list[int] = []
     free: list[int] = []
-    for p in _rotation(node_id, partitions):
+    for p in _rotation(node_id, shards):
         if p in held:
             continue
         record = leases.get(p)
@@ -547,9 +547,9 @@ def plan_claims(
 
 
 def plan_releases(
-    node_id: str, partitions: int, held: Collection[int], live_nodes: Collection[str]
+    node_id: str, shards: int, held: Collection[int], live_nodes: Collection[str]
 ) -> list[int]:
-    """Partitions this node holds beyond its fair share, the least preferred first.
+    """Shards this node holds beyond its fair share, the least preferred first.
 
     Releasing them (:meth:`Leases.release`) lets nodes below their share pick them up;
     only nodes below their share claim a released lease of a live node, so the releaser
@@ -558,9 +558,9 @@ def plan_releases(
     """
     live = set(live_nodes) | {node_id}
     held = set(held)
-    surplus = len(held) - fair_share(partitions, len(live))
+    surplus = len(held) - fair_share(shards, len(live))
     if surplus <= 0:
         return []
-    order = [p for p in _rotation(node_id, partitions) if p in held]
-    extra = sorted(held.difference(order))  # out of range (partitions shrank): shed first
+    order = [p for p in _rotation(node_id, shards) if p in held]
+    extra = sorted(held.difference(order))  # out of range (shards shrank): shed first
     return (extra + order[::-1])[:surplus]

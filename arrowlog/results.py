@@ -22,7 +22,34 @@ class AppendResult:
     accepted: int
     first_offset: int
     last_offset: int
-    partition: int = 0  # offsets count per partition (cluster mode: several per stream)
+    shard: int = 0  # offsets count per shard (cluster mode: several per stream)
+
+    @property
+    def partition(self) -> int:
+        """The former name of ``shard``."""
+        return self.shard
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the servers answer it (JSON); ``partition`` repeats ``shard`` for older clients."""
+        return {
+            "stream": self.stream,
+            "accepted": self.accepted,
+            "first_offset": self.first_offset,
+            "last_offset": self.last_offset,
+            "shard": self.shard,
+            "partition": self.shard,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AppendResult:
+        """From ``to_dict()``'s JSON, or an older server's (``partition`` only)."""
+        return cls(
+            d["stream"],
+            d["accepted"],
+            d["first_offset"],
+            d["last_offset"],
+            d.get("shard", d.get("partition", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -47,10 +74,17 @@ class StreamInfo:
     buffered_rows: int
     min_time: datetime | None
     max_time: datetime | None
-    partitions: int = 1
+    shards: int = 1
+
+    @property
+    def partitions(self) -> int:
+        """The former name of ``shards``."""
+        return self.shards
 
     def to_dict(self, *, arrow_schema: bool = False) -> dict[str, Any]:
         """Plain JSON values: the schema as ``[{name, type, nullable}]``, times in ISO 8601.
+
+        ``partitions`` repeats ``shards`` for clients that predate the name.
 
         Args:
             arrow_schema: also send the schema as base64 Arrow IPC under ``"arrow_schema"``:
@@ -69,6 +103,7 @@ class StreamInfo:
             elif isinstance(value, datetime):
                 value = value.isoformat()
             out[f.name] = value
+        out["partitions"] = self.shards
         if arrow_schema:
             out[_ARROW_SCHEMA] = base64.b64encode(self.schema.serialize().to_pybytes()).decode()
         return out
@@ -77,13 +112,16 @@ class StreamInfo:
     def from_dict(cls, data: Mapping[str, Any]) -> StreamInfo:
         """The StreamInfo that ``to_dict(arrow_schema=True)`` encoded, equal to the original.
 
-        A field with a default (``partitions``) may be missing, as from an older server.
+        A field with a default (``shards``) may be missing, as from an older server, which
+        sent ``partitions`` instead.
 
         Raises:
             KeyError: ``data`` has no ``"arrow_schema"``.
             TypeError: ``data`` lacks a field without a default.
         """
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        if "shards" not in values and "partitions" in data:
+            values["shards"] = data["partitions"]
         ipc = base64.b64decode(data[_ARROW_SCHEMA])
         values["schema"] = pa.ipc.read_schema(pa.py_buffer(ipc))
         for name in _TIME_FIELDS:

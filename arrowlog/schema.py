@@ -1,6 +1,6 @@
 """Ingest: turn whatever a producer sends into one Arrow table in the stream's schema.
 
-This is the first room of the data flow: ``log.append(stream, data)`` calls
+This is the first step of the data flow: ``log.append(stream, data)`` calls
 
     to_table(data)                     any Arrow-ish input -> one pa.Table
     normalize(table, ...)              types Delta Lake/Parquet can store, UTF-8, size limits
@@ -39,6 +39,7 @@ __all__ = [
     "OFFSET",
     "PARTITION",
     "RESERVED",
+    "SHARD_COLUMN",
     "STREAM_NAME_RE",
     "TIME_CANDIDATES",
     "TIME_TYPE",
@@ -48,6 +49,7 @@ __all__ = [
     "mark_untyped",
     "merge_schemas",
     "normalize",
+    "pick_shard",
     "system_schema",
     "to_table",
     "validate_stream_name",
@@ -59,10 +61,13 @@ logger = logging.getLogger(__name__)
 
 OFFSET = "_offset"
 INGESTED_AT = "_ingested_at"
+# The day partition of a segment file (Hive-style ``day=YYYY-MM-DD``); retention drops whole days.
 PARTITION = "day"
-# The stream partition a record belongs to; present only in streams of several partitions.
-STREAM_PARTITION = "_partition"
-RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION, STREAM_PARTITION})
+# The shard a record belongs to (cluster mode; offsets count per shard), present only in
+# streams of several shards. The stored column keeps its original name, ``_partition``,
+# so existing tables and queries keep working.
+SHARD_COLUMN = "_partition"
+RESERVED = frozenset({OFFSET, INGESTED_AT, PARTITION, SHARD_COLUMN})
 
 TIME_TYPE = pa.timestamp("us", tz="UTC")
 # A column of nanosecond timestamps keeps them (see _leaf_target).
@@ -99,6 +104,24 @@ _UNSIGNED_TARGET = {
 
 # A stream directory named like this confuses delta-rs (its path ends in a Delta log).
 _RESERVED_STREAM_NAMES = frozenset({"_delta_log"})
+
+
+def pick_shard(shard: int | None, partition: int | None) -> int | None:
+    """The shard a caller named: ``shard``, or ``partition``, its former name.
+
+    Raises:
+        InvalidInput: both were given, with different values.
+
+    Example: ``pick_shard(None, 1) == 1``
+    """
+    if partition is None:
+        return shard
+    if shard is not None and shard != partition:
+        raise InvalidInput(
+            f"shard {shard} and partition {partition} disagree: pass shard alone "
+            "(partition is its former name)"
+        )
+    return partition
 
 
 def validate_stream_name(name: object) -> str:

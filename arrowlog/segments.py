@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from arrowlog.config import Settings
 from arrowlog.errors import StorageError
-from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, STREAM_PARTITION
+from arrowlog.schema import INGESTED_AT, OFFSET, PARTITION, SHARD_COLUMN
 from arrowlog.storage import Storage
 
 __all__ = ["SegmentFile", "prepare_segment", "write_segment_files"]
@@ -166,14 +166,10 @@ def _write_one(
     fsync: Callable[[int], None],
 ) -> SegmentFile:
     first_offset = pc.min(table.column(OFFSET)).as_py()
-    part = (
-        pc.min(table.column(STREAM_PARTITION)).as_py()
-        if STREAM_PARTITION in table.column_names
-        else 0
-    )
+    shard = pc.min(table.column(SHARD_COLUMN)).as_py() if SHARD_COLUMN in table.column_names else 0
     relpath = (
         f"{PARTITION}={day.isoformat()}/"
-        f"part-{part:04d}-{first_offset:020d}-{uuid.uuid4().hex[:12]}.zstd.parquet"
+        f"part-{shard:04d}-{first_offset:020d}-{uuid.uuid4().hex[:12]}.zstd.parquet"
     )
     uri = storage.join(root, relpath)
     try:

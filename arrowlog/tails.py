@@ -24,18 +24,23 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from concurrent.futures import CancelledError, Executor
 from typing import Any
 
 import pyarrow as pa
 
 from arrowlog.errors import InvalidInput, TooManyTails, Unavailable
+from arrowlog.schema import OFFSET
 
 __all__ = [
     "CHUNK_ROWS",
     "MAX_OFFSET",
     "BacklogChunks",
+    "Tail",
     "TailRegistry",
     "TailSlot",
     "check_offset",
@@ -270,3 +275,134 @@ class BacklogChunks:
             with self._lock:
                 del self._loading[key]
             loading.set()
+
+
+class Tail:
+    """One follower of a stream, from ``Log.open_tail``: ``next`` returns its new records.
+
+    Thread-safe for one reader plus ``close`` from any thread. A waiting ``next`` sleeps on
+    an Event of its own that the registry's waker sets after an append of the stream, so
+    a waiting tail costs nothing and an append never waits for it. ``close`` (idempotent;
+    also a context manager) wakes a waiting ``next`` at once, and gives back the tail's
+    slot; a Tail dropped without ``close`` gives it back when it is garbage-collected.
+
+    Args:
+        stream, from_offset, shard: what it follows.
+        read: the records from an offset on, at most one batch (``Log._tail_read``).
+        last_offset: the stream's (shard's) last acknowledged offset.
+        registry: the wake-ups and the acknowledged ends of appends.
+        workers: the few threads every tail's reads run on.
+        log_closed: whether the log has closed (the tail then ends).
+        polls: cluster mode: other nodes' commits wake nobody, so a waiting tail looks
+            again every second.
+        slot: its place in the limits, given back when it ends.
+    """
+
+    def __init__(
+        self,
+        stream: str,
+        from_offset: int,
+        shard: int | None,
+        *,
+        read: Callable[[int], pa.Table],
+        last_offset: Callable[[], int],
+        registry: TailRegistry,
+        workers: Executor,
+        log_closed: Callable[[], bool],
+        polls: bool,
+        slot: TailSlot | None,
+    ) -> None:
+        self.stream = stream
+        self.offset = from_offset  # the next offset to return
+        self.shard = shard
+        self.slot = slot
+        self._read_from = read
+        self._last_offset = last_offset
+        self._registry = registry
+        self._workers = workers
+        self._log_closed = log_closed
+        self._polls = polls
+        self._closed = False
+        self._wake = threading.Event()
+        self._known_end = last_offset() + 1
+        registry.subscribe(stream, self._wake)
+        self._finalizer = weakref.finalize(self, _end_tail, registry, stream, self._wake, slot)
+
+    @property
+    def partition(self) -> int | None:
+        """The former name of ``shard``."""
+        return self.shard
+
+    @property
+    def ended(self) -> bool:
+        """True once closed, or once the log closed: ``next`` returns None from then on."""
+        return self._closed or self._log_closed()
+
+    def next(
+        self, timeout: float, transform: Callable[[pa.Table], Any] | None = None
+    ) -> Any | None:
+        """Records from ``offset`` on (consecutive offsets), or None.
+
+        None when nothing was acknowledged within ``timeout`` seconds, or the tail ended
+        (``ended``). The wait happens on the caller's thread; the read, and
+        ``transform(table)`` if given (whose result is returned instead of the table),
+        on the log's few tail workers. Raises what ``Log.read`` raises (StorageError).
+        """
+        deadline = time.monotonic() + timeout
+        while not self.ended:
+            self._wake.clear()  # before looking: an append after the look sets it again
+            if self._behind():
+                try:
+                    work = self._workers.submit(self._read, transform)
+                except RuntimeError:  # the log closed: its workers take no more work
+                    return None
+                try:
+                    got = work.result()
+                except CancelledError:  # the log closed before the read ran
+                    return None
+                if got is not None:
+                    table, result = got
+                    self.offset = table.column(OFFSET)[-1].as_py() + 1
+                    return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self._wake.wait(min(remaining, 1.0) if self._polls else remaining)
+        return None
+
+    def _read(self, transform: Callable[[pa.Table], Any] | None) -> tuple[pa.Table, Any] | None:
+        if self.ended:
+            return None
+        table = self._read_from(self.offset)
+        if not table.num_rows:
+            return None
+        return table, (table if transform is None else transform(table))
+
+    def _behind(self) -> bool:
+        if self._polls:
+            self._known_end = self._last_offset() + 1
+        else:
+            acked = self._registry.acked_end(self.stream)
+            if acked is not None and acked > self._known_end:
+                self._known_end = acked
+        return self.offset < self._known_end
+
+    def close(self) -> None:
+        """End the tail: a waiting ``next`` returns None now; the slot is given back."""
+        self._closed = True
+        self._wake.set()
+        self._finalizer()
+
+    def __enter__(self) -> Tail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _end_tail(
+    registry: TailRegistry, stream: str, wake: threading.Event, slot: TailSlot | None
+) -> None:
+    registry.unsubscribe(stream, wake)
+    if slot is not None:
+        slot.release()

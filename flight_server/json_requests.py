@@ -19,14 +19,14 @@ import json
 from typing import Any, TypeVar
 
 from arrowlog.errors import InvalidInput
-from arrowlog.schema import validate_stream_name
+from arrowlog.schema import pick_shard, validate_stream_name
 from arrowlog.tails import MAX_OFFSET as TAIL_MAX_OFFSET
 
 __all__ = [
     "MAX_JSON_REQUEST_BYTES",
     "MAX_OFFSET",
-    "MAX_PARTITION",
     "MAX_READ_LIMIT",
+    "MAX_SHARD",
     "MAX_TAIL_OFFSET",
     "EmptyBody",
     "ReadTicket",
@@ -39,7 +39,7 @@ __all__ = [
 
 MAX_OFFSET = 2**63 - 1  # offsets are int64
 MAX_READ_LIMIT = 10_000_000  # a read with a limit is answered as one table, held in memory
-MAX_PARTITION = 2**31 - 1
+MAX_SHARD = 2**31 - 1
 # A tail starts at most here (arrowlog.tails: the largest integer every JSON client reads).
 MAX_TAIL_OFFSET = TAIL_MAX_OFFSET
 MAX_JSON_REQUEST_BYTES = 64 * 1024
@@ -84,14 +84,16 @@ def _spec(spec: _Integer | _StreamName, **kwargs: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class ReadTicket:
-    """``{"read": STREAM, "from_offset": N, "limit": M, "partition": P}``: replay records."""
+    """``{"read": STREAM, "from_offset": N, "limit": M, "shard": P}``: replay records."""
 
     read: str = _spec(_StreamName())
     from_offset: int = _spec(_Integer(0, MAX_OFFSET), default=0)
     limit: int | None = _spec(_Integer(1, MAX_READ_LIMIT), default=None)
-    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
+    shard: int | None = _spec(_Integer(0, MAX_SHARD), default=None)
+    partition: int | None = _spec(_Integer(0, MAX_SHARD), default=None)  # former name
 
     def check(self) -> None:
+        pick_shard(self.shard, self.partition)
         if self.limit is not None and self.from_offset + self.limit > MAX_OFFSET:
             raise InvalidInput(
                 f"read ticket: from_offset + limit must be at most {MAX_OFFSET} (offsets are "
@@ -101,14 +103,15 @@ class ReadTicket:
 
 @dataclasses.dataclass(frozen=True)
 class TailTicket:
-    """``{"tail": STREAM, "from_offset": N, "partition": P}``: follow a stream live."""
+    """``{"tail": STREAM, "from_offset": N, "shard": P}``: follow a stream live."""
 
     tail: str = _spec(_StreamName())
     from_offset: int = _spec(_Integer(0, MAX_TAIL_OFFSET), default=0)
-    partition: int | None = _spec(_Integer(0, MAX_PARTITION), default=None)
+    shard: int | None = _spec(_Integer(0, MAX_SHARD), default=None)
+    partition: int | None = _spec(_Integer(0, MAX_SHARD), default=None)  # former name
 
     def check(self) -> None:
-        pass
+        pick_shard(self.shard, self.partition)
 
 
 @dataclasses.dataclass(frozen=True)

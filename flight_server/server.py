@@ -22,13 +22,13 @@ What a ticket (``Ticket.ticket``, also a descriptor's ``cmd``) may hold
     ends normally when the stream's schema evolves (a Flight stream has one schema) or
     the server shuts down: resubscribe from the next offset (``arrowlog.Client.tail``
     does);
-  - both take ``"partition": P`` for a stream of several partitions (cluster mode), whose
-    offsets count per partition;
+  - both take ``"shard": P`` for a stream of several shards (cluster mode), whose
+    offsets count per shard (``"partition"``, its former name, is accepted too);
   - each is checked against its schema (``ReadTicket``, ``TailTicket`` in
     :mod:`flight_server.json_requests`): ``from_offset``
     0 to 2**63-1 for a read (its limit added stays in int64), 0 to 2**53-1 for a tail,
     ``limit`` 1 to ``MAX_READ_LIMIT``,
-    ``partition`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
+    ``shard`` 0 to 2**31-1, integers only (not ``true``, not ``1.0``), ``null`` the
     same as leaving an optional field out, unknown or repeated keys refused; anything
     else is INVALID_ARGUMENT naming the field and what it takes;
 * anything else is SQL text, UTF-8: ``client.do_get(flight.Ticket(b"SELECT ..."))``.
@@ -37,7 +37,8 @@ Plain Flight verbs
 ------------------
 * ``do_put`` with descriptor path ``[stream]``: each record batch of the upload is one
   durable ``Log.append``; after its WAL fsync the server writes one PutResult whose
-  ``app_metadata`` is ``{"stream", "accepted", "first_offset", "last_offset", "partition"}`` (JSON).
+  ``app_metadata`` is ``AppendResult.to_dict()``: ``{"stream", "accepted", "first_offset",
+  "last_offset", "shard"}`` and ``"partition"`` (the former name of ``shard``), as JSON.
   Zero-row batches are skipped. Batches are acknowledged one by one, never held back
   waiting for the next one, so a client may wait for each ack before sending more. To
   give many records contiguous offsets, send them as one batch.
@@ -94,7 +95,7 @@ from arrowlog import __version__
 from arrowlog.arrow_input import DECODE_ERRORS, checked, checked_schema
 from arrowlog.errors import InvalidInput, ReadOnlyQuery, StreamNotFound, Unavailable
 from arrowlog.log import Log, Tail
-from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.schema import OFFSET, pick_shard, validate_stream_name
 from arrowlog.sql.result import QueryResult
 from arrowlog.sql.workers import planning_stop
 from arrowlog.tails import client_address
@@ -466,15 +467,13 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             command["read"],
             command["from_offset"],
             command.get("limit"),
-            _partition(command),
+            _shard(command),
         )
 
     def _get_tail(
         self, context: flight.ServerCallContext, command: dict[str, Any]
     ) -> flight.FlightDataStream:
-        return self._tail_stream(
-            context, command["tail"], command["from_offset"], _partition(command)
-        )
+        return self._tail_stream(context, command["tail"], command["from_offset"], _shard(command))
 
     def _query_stream(
         self, context: flight.ServerCallContext, sql: str, params: pa.RecordBatch | None
@@ -575,14 +574,14 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         stream: str,
         from_offset: int,
         limit: int | None,
-        partition: int | None = None,
+        shard: int | None = None,
     ) -> flight.FlightDataStream:
         if limit is not None:
-            table = self._log.read(stream, from_offset, limit, partition=partition)
+            table = self._log.read(stream, from_offset, limit, shard=shard)
             return flight.RecordBatchStream(table)
         schema = self._log.schema(stream)
         return flight.GeneratorStream(
-            schema, self._replay_batches(context, stream, from_offset, schema, partition)
+            schema, self._replay_batches(context, stream, from_offset, schema, shard)
         )
 
     @map_errors
@@ -592,11 +591,9 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         stream: str,
         from_offset: int,
         schema: pa.Schema,
-        partition: int | None = None,
+        shard: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        for table in self._log.iter_read(
-            stream, from_offset, self._batch_rows, partition=partition
-        ):
+        for table in self._log.iter_read(stream, from_offset, self._batch_rows, shard=shard):
             self._check_stopping()
             if context.is_cancelled():
                 return
@@ -613,15 +610,15 @@ class ArrowlogFlightServer(flight.FlightServerBase):
         context: flight.ServerCallContext,
         stream: str,
         from_offset: int,
-        partition: int | None = None,
+        shard: int | None = None,
     ) -> flight.FlightDataStream:
-        """Open the tail before answering: a bad offset or partition, an unknown stream and
+        """Open the tail before answering: a bad offset or shard, an unknown stream and
         the tail limits are the call's error (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE)."""
         schema = self._log.schema(stream)
         tail = self._log.open_tail(
             stream,
             from_offset,
-            partition=partition,
+            shard=shard,
             batch_rows=self._batch_rows,
             # gRPC holds one message per call at a time: this bounds a slow reader's cost.
             max_bytes=self._log.settings.tail_buffer_bytes,
@@ -753,7 +750,7 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             appended += 1
             # Acknowledged only now, after the WAL fsync.
             try:
-                writer.write(pa.py_buffer(json.dumps(dataclasses.asdict(result)).encode()))
+                writer.write(pa.py_buffer(json.dumps(result.to_dict()).encode()))
             except OSError:
                 if not context.is_cancelled():
                     raise
@@ -1015,9 +1012,9 @@ def _peer_host(peer: str) -> str:
     return peer or "unknown"
 
 
-def _partition(command: dict[str, Any]) -> int | None:
-    """The ``partition`` of a read or tail ticket (``parse_ticket`` checked it)."""
-    return command.get("partition")
+def _shard(command: dict[str, Any]) -> int | None:
+    """The ``shard`` (or ``partition``) of a read or tail ticket (``parse_ticket`` checked it)."""
+    return pick_shard(command.get("shard"), command.get("partition"))
 
 
 def _command_type(command: Command) -> type:

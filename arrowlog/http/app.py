@@ -175,7 +175,11 @@ def metrics(request: Request, log: LogDep) -> Response:
                     "example": {
                         "node": "node-a",
                         "nodes": [{"node": "node-a", "flight": "grpc://10.0.0.5:8815"}],
-                        "streams": {"http_logs": [{"partition": 0, "node": "node-a", "epoch": 3}]},
+                        "streams": {
+                            "http_logs": [
+                                {"shard": 0, "partition": 0, "node": "node-a", "epoch": 3}
+                            ]
+                        },
                     }
                 }
             }
@@ -183,7 +187,8 @@ def metrics(request: Request, log: LogDep) -> Response:
     },
 )
 def cluster(log: LogDep) -> dict[str, Any]:
-    """Live nodes and which node writes each partition of each stream.
+    """Live nodes and which node writes each shard of each stream (`partition` repeats
+    `shard`, under its former name).
 
     A single node (no `node_id`) answers `{"node": null}`.
     """

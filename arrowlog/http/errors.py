@@ -22,7 +22,7 @@ raises included; this module only maps them. The most specific class in ``STATUS
     ├── Unavailable            503  log closed, shutting down
     │   ├── TooManyTails       503, or 429 for the per-client limit (``http/tail.py``)
     │   ├── BodiesInFlight     503  max_inflight_body_bytes reached; Retry-After
-    │   └── NotPartitionOwner  307  (cluster) to the node writing the partition; 503 if none
+    │   └── NotShardOwner      307  (cluster) to the node writing the shard; 503 if none
     └── StorageError           500
 
 The body is always ``{"error": <class name>, "message": <str(e), unchanged>}``. FastAPI's
@@ -53,7 +53,7 @@ from arrowlog.errors import (
     HostNotAllowed,
     InvalidInput,
     NotAcceptable,
-    NotPartitionOwner,
+    NotShardOwner,
     OriginNotAllowed,
     ReadOnlyQuery,
     RequestTimeout,
@@ -129,20 +129,21 @@ def error_response(error: ArrowlogError) -> JSONResponse:
 
 async def _handle(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, ArrowlogError)
-    if isinstance(error, NotPartitionOwner) and error.owner.get("http"):
+    if isinstance(error, NotShardOwner) and error.owner.get("http"):
         return redirect_to_owner(request, error)
     return error_response(error)
 
 
-def redirect_to_owner(request: Request, error: NotPartitionOwner) -> JSONResponse:
-    """307 to the node that writes the partition (cluster mode), pinned to that partition.
+def redirect_to_owner(request: Request, error: NotShardOwner) -> JSONResponse:
+    """307 to the node that writes the shard (cluster mode), pinned to that shard.
 
     307, not 302/303: the client must repeat the POST with the same body (httpx, curl -L
-    and browsers' fetch all do), and ``partition=`` in the new URL makes the owner write
-    exactly the partition this node chose for it.
+    and browsers' fetch all do), and ``shard=`` in the new URL makes the owner write
+    exactly the shard this node chose for it.
     """
     query = dict(request.query_params)
-    query["partition"] = str(error.partition)
+    query.pop("partition", None)  # the former name of shard
+    query["shard"] = str(error.shard)
     location = (
         error.owner["http"].rstrip("/")
         + request.url.path

@@ -19,7 +19,7 @@ from arrowlog.http.deps import LogDep, SettingsDep
 from arrowlog.http.models import AppendResponse, ErrorResponse
 from arrowlog.log import Log
 from arrowlog.results import AppendResult
-from arrowlog.schema import validate_stream_name
+from arrowlog.schema import pick_shard, validate_stream_name
 
 __all__ = ["router"]
 
@@ -80,13 +80,16 @@ async def append_records(
     request: Request,
     log: LogDep,
     settings: SettingsDep,
-    partition: Annotated[
+    shard: Annotated[
         int | None,
         Query(
             ge=0,
-            description="Cluster mode: the partition to write (default: one this node writes). "
-            "A partition another node writes answers 307 to that node.",
+            description="Cluster mode: the shard to write (default: one this node writes). "
+            "A shard another node writes answers 307 to that node.",
         ),
+    ] = None,
+    partition: Annotated[
+        int | None, Query(ge=0, description="The former name of `shard`.", deprecated=True)
     ] = None,
 ) -> AppendResponse:
     """Append the body's records to `stream` (created on first write) as one batch.
@@ -102,19 +105,21 @@ async def append_records(
     """
     # Refuse what we cannot take before reading a byte of the body.
     validate_stream_name(stream)
+    shard = pick_shard(shard, partition)
     kind = body_kind(request.headers.get("content-type"))
     is_gzip = gzipped(request.headers.get("content-encoding"))
     body = await read_body(request, settings.max_body_bytes)
     result = await run_in_threadpool(
-        _decode_and_append, log, stream, body, kind, is_gzip, settings.max_body_bytes, partition
+        _decode_and_append,
+        log,
+        stream,
+        body,
+        kind,
+        is_gzip,
+        settings.max_body_bytes,
+        shard,
     )
-    return AppendResponse(
-        stream=result.stream,
-        accepted=result.accepted,
-        first_offset=result.first_offset,
-        last_offset=result.last_offset,
-        partition=result.partition,
-    )
+    return AppendResponse(**result.to_dict())
 
 
 def _decode_and_append(
@@ -124,7 +129,7 @@ def _decode_and_append(
     kind: BodyKind,
     gzipped: bool,
     limit: int,
-    partition: int | None = None,
+    shard: int | None = None,
 ) -> AppendResult:
     data = decode_body(body, kind, gzipped=gzipped, limit=limit)
-    return log.append(stream, data, partition=partition)
+    return log.append(stream, data, shard=shard)

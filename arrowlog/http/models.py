@@ -38,9 +38,8 @@ class AppendResponse(BaseModel):
     accepted: int = Field(description="How many records were appended.")
     first_offset: int = Field(description="Offset of the first record appended.")
     last_offset: int = Field(description="Offset of the last record appended.")
-    partition: int = Field(
-        default=0, description="The stream partition written (offsets count per partition)."
-    )
+    shard: int = Field(default=0, description="The shard written (offsets count per shard).")
+    partition: int = Field(default=0, description="The former name of `shard` (the same value).")
 
 
 class ErrorResponse(BaseModel):
@@ -102,7 +101,8 @@ class StreamDescription(TypedDict):
     buffered_rows: int
     min_time: str | None
     max_time: str | None
-    partitions: int
+    shards: int
+    partitions: int  # the former name of ``shards`` (the same value)
 
 
 class StreamList(TypedDict):
@@ -127,5 +127,6 @@ STREAM_EXAMPLE: StreamDescription = {
     "buffered_rows": 2,
     "min_time": "2026-11-23T10:00:00+00:00",
     "max_time": "2026-11-23T10:05:00+00:00",
+    "shards": 1,
     "partitions": 1,
 }

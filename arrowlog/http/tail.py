@@ -62,7 +62,7 @@ from arrowlog.http.deps import LogDep
 from arrowlog.http.models import ErrorResponse
 from arrowlog.log import Log, Tail
 from arrowlog.metrics import Metrics
-from arrowlog.schema import OFFSET, validate_stream_name
+from arrowlog.schema import OFFSET, pick_shard, validate_stream_name
 from arrowlog.tails import MAX_OFFSET, check_offset, client_address
 
 __all__ = ["TailHub", "router"]
@@ -72,7 +72,7 @@ logger = logging.getLogger(__name__)
 EVENT_ROWS = 1000  # records per `records` event at most: a backlog arrives in slices
 _WAIT = 30.0  # seconds a tail thread waits for records per call (close() wakes it at once)
 _RETRY_MS = 3000
-_PARAMETERS = ("from_offset", "heartbeat", "partition")
+_PARAMETERS = ("from_offset", "heartbeat", "shard", "partition")
 _CLOSE_GRACE = 5.0  # seconds a cut-off client gets to take its last bytes before the reset
 
 router = APIRouter(tags=["streams"])
@@ -452,14 +452,18 @@ async def tail(
             "(default: the `tail_heartbeat` setting, 5).",
         ),
     ] = None,
-    partition: Annotated[
+    shard: Annotated[
         int | None,
         Query(
             ge=0,
             le=1023,
-            description="For a stream of several partitions (cluster mode), the partition "
-            "to follow: offsets count per partition.",
+            description="For a stream of several shards (cluster mode), the shard to "
+            "follow: offsets count per shard.",
         ),
+    ] = None,
+    partition: Annotated[
+        int | None,
+        Query(ge=0, le=1023, description="The former name of `shard`.", deprecated=True),
     ] = None,
     last_event_id: Annotated[
         str | None,
@@ -497,7 +501,13 @@ async def tail(
     try:
         # In a thread: the first look at a stream may read its catalog.
         opened = await run_in_threadpool(
-            _open, log, stream, from_offset, partition, client, settings.tail_buffer_bytes
+            _open,
+            log,
+            stream,
+            from_offset,
+            pick_shard(shard, partition),
+            client,
+            settings.tail_buffer_bytes,
         )
     except TooManyTails as e:
         status = 429 if e.per_client else 503
@@ -547,22 +557,21 @@ def _open(
     log: Log,
     stream: str,
     from_offset: int | None,
-    partition: int | None,
+    shard: int | None,
     client: str,
     buffer_bytes: int,
 ) -> Tail:
     info = log.describe(stream)  # 404 before the answer starts
-    if info.partitions > 1 and partition is None:
+    if info.shards > 1 and shard is None:
         raise InvalidInput(
-            f"stream {stream!r} has {info.partitions} partitions, each with its own offsets: "
-            "pass ?partition="
+            f"stream {stream!r} has {info.shards} shards, each with its own offsets: pass ?shard="
         )
     if from_offset is None:
-        from_offset = log.next_offset(stream, partition)
+        from_offset = log.next_offset(stream, shard)
     return log.open_tail(
         stream,
         from_offset,
-        partition=partition,
+        shard=shard,
         batch_rows=64 * 1024,
         max_bytes=max(buffer_bytes // 2, 1),
         client=client,

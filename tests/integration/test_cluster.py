@@ -1,9 +1,9 @@
 """Two `arrowlog serve` nodes over one real S3 (SeaweedFS): kill -9, lease takeover, no loss.
 
-Both nodes write one stream of two partitions, each its own; clients keep posting while
-node a is killed with SIGKILL. Once its lease expires node b takes its partition over, and
+Both nodes write one stream of two shards, each its own; clients keep posting while
+node a is killed with SIGKILL. Once its lease expires node b takes its shard over, and
 in the end every acknowledged record is in the stream exactly once, with gap-free offsets
-per partition, and both nodes (a restarted) answer the demo queries identically.
+per shard, and both nodes (a restarted) answer the demo queries identically.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _start(base: Path, s3_server, s3_url: str, node: str) -> ArrowlogServe:
         data_dir=base / f"{node}-data",
         env=env,
         log_name=f"{node}-logs-{time.monotonic_ns()}",
-        extra_args=["--storage", s3_url, "--node-id", node, "--partitions", "2"],
+        extra_args=["--storage", s3_url, "--node-id", node, "--shards", "2"],
     )
 
 
@@ -48,7 +48,7 @@ def _cluster(server: ArrowlogServe) -> dict:
 
 def _owners(server: ArrowlogServe, stream: str) -> dict[int, str | None]:
     streams = _cluster(server)["streams"]
-    return {p["partition"]: p["node"] for p in streams.get(stream, [])}
+    return {p["shard"]: p["node"] for p in streams.get(stream, [])}
 
 
 def _wait(condition, timeout: float = 30.0) -> None:
@@ -103,9 +103,7 @@ class _Shipper(threading.Thread):
                     time.sleep(0.1)
 
 
-def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
-    tmp_path, s3_server, s3_url
-) -> None:
+def test_kill_9_of_a_node_hands_its_shard_over_without_loss(tmp_path, s3_server, s3_url) -> None:
     a = _start(tmp_path, s3_server, s3_url, "node-a")
     b = _start(tmp_path, s3_server, s3_url, "node-b")
     try:
@@ -120,9 +118,9 @@ def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
         part_a = next(p for p, n in owners.items() if n == "node-a")
         part_b = 1 - part_a
 
-        # A write for node b's partition sent to node a is redirected to node b.
+        # A write for node b's shard sent to node a is redirected to node b, pinned to it.
         r = httpx.post(
-            f"{a.http_url}/v1/streams/{STREAM}/records?partition={part_b}",
+            f"{a.http_url}/v1/streams/{STREAM}/records?shard={part_b}",
             content=_ndjson(range(1, 2)),
             headers={"Content-Type": "application/x-ndjson"},
             follow_redirects=False,
@@ -130,14 +128,15 @@ def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
         )
         assert r.status_code == 307
         assert r.headers["location"].startswith(b.http_url)
-        r = httpx.post(
+        assert r.headers["location"].endswith(f"?shard={part_b}")
+        r = httpx.post(  # the former name of shard is redirected the same way
             f"{a.http_url}/v1/streams/{STREAM}/records?partition={part_b}",
             content=_ndjson(range(1, 2)),
             headers={"Content-Type": "application/x-ndjson"},
             follow_redirects=True,
             timeout=10,
         )
-        assert r.status_code == 200 and r.json()["partition"] == part_b
+        assert r.status_code == 200 and r.json()["shard"] == part_b
         acked_early = [(0, None), (1, r.json())]
 
         shippers = [_Shipper(a.http_url, 1_000_000), _Shipper(b.http_url, 2_000_000)]
@@ -146,11 +145,11 @@ def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
         time.sleep(2.0)
         a.process.stop(signal.SIGKILL)
         shippers[0].stop.set()  # its node is gone
-        # Node b takes partition a over once the lease expires (3 s), then writes it too.
+        # Node b takes shard a over once the lease expires (3 s), then writes it too.
         _wait(lambda: _owners(b, STREAM) == {0: "node-b", 1: "node-b"}, timeout=30)
         for _ in range(50):  # 503 while the new writer starts (catalog reload)
             r = httpx.post(
-                f"{b.http_url}/v1/streams/{STREAM}/records?partition={part_a}",
+                f"{b.http_url}/v1/streams/{STREAM}/records?shard={part_a}",
                 content=_ndjson(range(3_000_000, 3_000_010)),
                 headers={"Content-Type": "application/x-ndjson"},
                 timeout=10,
@@ -192,9 +191,9 @@ def test_kill_9_of_a_node_hands_its_partition_over_without_loss(
                     )
                     if q == p
                 )
-                assert offsets == list(range(len(offsets))), f"gap in partition {p}"
-        assert taken_over["partition"] == part_a and taken_over["first_offset"] > 0
-        assert acked_early[1][1]["partition"] == part_b
+                assert offsets == list(range(len(offsets))), f"gap in shard {p}"
+        assert taken_over["shard"] == part_a and taken_over["first_offset"] > 0
+        assert acked_early[1][1]["shard"] == part_b
     finally:
         for node in (a, b):
             node.process.stop()
@@ -218,7 +217,7 @@ def test_demo_queries_agree_on_every_node(tmp_path, s3_server, s3_url) -> None:
             with flightsql.connect(node.flight_url) as conn, conn.cursor() as cur:
                 cur.adbc_ingest(DEMO_STREAM, half, mode="create_append")
                 conn.commit()
-            # The stream's creator first holds both partitions, then hands one to node b.
+            # The stream's creator first holds both shards, then hands one to node b.
             _wait(
                 lambda: (
                     sorted(filter(None, _owners(a, DEMO_STREAM).values())) == ["node-a", "node-b"]
@@ -252,33 +251,34 @@ def _count(cur) -> int:
     return cur.fetch_arrow_table()["c"][0].as_py()
 
 
-def test_replay_and_tail_one_partition_over_flight_and_http(tmp_path, s3_server, s3_url) -> None:
+def test_replay_and_tail_one_shard_over_flight_and_http(tmp_path, s3_server, s3_url) -> None:
     import arrowlog
     from arrowlog.errors import InvalidInput
 
     node = _start(tmp_path, s3_server, s3_url, "node-a")
     try:
-        for p, ids in ((0, range(0, 5)), (1, range(100, 103))):
+        # Shard 1 under its former name, partition: both spellings are taken.
+        for p, key, ids in ((0, "shard", range(0, 5)), (1, "partition", range(100, 103))):
             r = httpx.post(
-                f"{node.http_url}/v1/streams/{STREAM}/records?partition={p}",
+                f"{node.http_url}/v1/streams/{STREAM}/records?{key}={p}",
                 content=_ndjson(ids),
                 headers={"Content-Type": "application/x-ndjson"},
                 timeout=10,
             )
-            assert r.status_code == 200 and r.json()["partition"] == p, r.text
+            assert r.status_code == 200 and r.json()["shard"] == p == r.json()["partition"], r.text
         with arrowlog.connect(node.flight_url) as client:
-            one = client.read(STREAM, 0, 100, partition=1)
+            one = client.read(STREAM, 0, 100, shard=1)
             assert one["id"].to_pylist() == [100, 101, 102]
             assert one["_offset"].to_pylist() == [0, 1, 2]
-            with pytest.raises(InvalidInput, match="pass a partition"):
+            with pytest.raises(InvalidInput, match="pass a shard"):
                 client.read(STREAM, 0, 100)
             stop = threading.Event()
-            tailed = next(iter(client.tail(STREAM, 3, stop=stop, partition=0)))
+            tailed = next(iter(client.tail(STREAM, 3, stop=stop, partition=0)))  # former name
             stop.set()
             assert tailed["id"].to_pylist() == [3, 4]
         with httpx.stream(
             "GET",
-            f"{node.http_url}/v1/streams/{STREAM}/tail?partition=1&from_offset=1",
+            f"{node.http_url}/v1/streams/{STREAM}/tail?shard=1&from_offset=1",
             timeout=10,
         ) as events:
             lines = []
@@ -289,6 +289,6 @@ def test_replay_and_tail_one_partition_over_flight_and_http(tmp_path, s3_server,
         records = json.loads(lines[-1][len("data: ") :])["records"]
         assert [r["id"] for r in records] == [101, 102]
         r = httpx.get(f"{node.http_url}/v1/streams/{STREAM}/tail", timeout=10)
-        assert r.status_code == 400 and "pass ?partition=" in r.json()["message"]
+        assert r.status_code == 400 and "pass ?shard=" in r.json()["message"]
     finally:
         node.process.stop()

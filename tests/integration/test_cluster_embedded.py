@@ -1,4 +1,4 @@
-"""Two cluster nodes in one process over a real S3 (SeaweedFS): partitions, leases, reads.
+"""Two cluster nodes in one process over a real S3 (SeaweedFS): shards, leases, reads.
 
 The kill -9 takeover between ``arrowlog serve`` processes is in ``test_cluster.py``; here
 the nodes are two ``Log`` objects with their own data directories and node ids.
@@ -16,7 +16,7 @@ import pytest
 
 import arrowlog
 from arrowlog.config import Settings
-from arrowlog.errors import InvalidInput, NotPartitionOwner
+from arrowlog.errors import InvalidInput, NotShardOwner
 from arrowlog.log import Log
 
 T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -28,7 +28,7 @@ def _node(tmp_path: Path, s3_server, s3_url: str, node_id: str) -> Log:
         data_dir=tmp_path / node_id,
         storage=s3_url,
         node_id=node_id,
-        partitions=2,
+        shards=2,
         lease_seconds=3.0,
         refresh_interval=0.2,
     )
@@ -54,7 +54,7 @@ def nodes(tmp_path, s3_server, s3_url) -> Iterator[tuple[Log, Log]]:
     b = _node(tmp_path, s3_server, s3_url, "node-b")
     try:
         # Node b is below its fair share (1 of 2) once it sees the stream: it claims the
-        # partition node a did not take.
+        # shard node a did not take.
         _wait(lambda: len(a.cluster.held("events")) == 1 and len(b.cluster.held("events")) == 1)
         yield a, b
     finally:
@@ -62,7 +62,7 @@ def nodes(tmp_path, s3_server, s3_url) -> Iterator[tuple[Log, Log]]:
         a.close()
 
 
-def test_each_node_writes_its_own_partition_and_reads_everything(nodes) -> None:
+def test_each_node_writes_its_own_shard_and_reads_everything(nodes) -> None:
     a, b = nodes
     [pa_] = a.cluster.held("events")
     [pb] = b.cluster.held("events")
@@ -81,7 +81,7 @@ def test_each_node_writes_its_own_partition_and_reads_everything(nodes) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert all(r.partition in (pa_, pb) for r in results)
+    assert all(r.shard in (pa_, pb) for r in results)
     # Read-your-writes on the node that acknowledged; the other node within its refresh.
     assert a.sql("SELECT count(*) AS c FROM events WHERE id >= 1000 AND id < 2000").to_arrow()[
         "c"
@@ -91,38 +91,38 @@ def test_each_node_writes_its_own_partition_and_reads_everything(nodes) -> None:
     query = "SELECT _partition, count(*) AS c, min(_offset) AS lo, max(_offset) AS hi FROM events GROUP BY _partition ORDER BY _partition"
     on_a = a.sql(query).to_arrow().to_pylist()
     assert on_a == b.sql(query).to_arrow().to_pylist()
-    for row in on_a:  # gap-free offsets per partition
+    for row in on_a:  # gap-free offsets per shard
         assert row["lo"] == 0 and row["hi"] == row["c"] - 1
     replay = a.read("events", 0, 10_000, partition=pb)
     assert replay["_offset"].to_pylist() == list(range(replay.num_rows))
 
 
-def test_writes_to_another_nodes_partition_name_the_owner(nodes) -> None:
+def test_writes_to_another_nodes_shard_name_the_owner(nodes) -> None:
     a, b = nodes
     [pb] = b.cluster.held("events")
-    with pytest.raises(NotPartitionOwner) as e:
-        a.append("events", _rows(range(5000, 5001)), partition=pb)
+    with pytest.raises(NotShardOwner) as e:
+        a.append("events", _rows(range(5000, 5001)), shard=pb)
     assert e.value.owner["node"] == "node-b"
     assert "node 'node-b'" in str(e.value)
-    with pytest.raises(InvalidInput, match=r"partitions 0\.\.1, not 7"):
-        a.append("events", _rows(range(1)), partition=7)
-    with pytest.raises(InvalidInput, match="pass a partition"):
+    with pytest.raises(InvalidInput, match=r"shards 0\.\.1, not 7"):
+        a.append("events", _rows(range(1)), shard=7)
+    with pytest.raises(InvalidInput, match="pass a shard"):
         a.read("events", 0, 10)
 
 
-def test_a_node_leaving_hands_its_partition_over(nodes) -> None:
+def test_a_node_leaving_hands_its_shard_over(nodes) -> None:
     a, b = nodes
     [pb] = b.cluster.held("events")
     b.append("events", _rows(range(3000, 3010)))
-    b.close()  # releases its lease: node a takes the partition on its next claim round
+    b.close()  # releases its lease: node a takes the shard on its next claim round
     _wait(lambda: sorted(a.cluster.held("events")) == [0, 1])
-    result = a.append("events", _rows(range(3010, 3020)), partition=pb)
+    result = a.append("events", _rows(range(3010, 3020)), partition=pb)  # former name
     assert (result.first_offset, result.last_offset) == (10, 19)  # continues, no gap
     got = a.read("events", 0, 100, partition=pb)["id"].to_pylist()
     assert got == list(range(3000, 3020))
 
 
-def test_each_node_compacts_only_the_partitions_it_writes(nodes) -> None:
+def test_each_node_compacts_only_the_shards_it_writes(nodes) -> None:
     a, b = nodes
     [pa_] = a.cluster.held("events")
     for i in range(4):
@@ -132,10 +132,8 @@ def test_each_node_compacts_only_the_partitions_it_writes(nodes) -> None:
     _wait(lambda: a.sql(query).to_arrow().equals(b.sql(query).to_arrow()))
     before = a.sql(query).to_arrow()
 
-    def files(log: Log, partition: int) -> int:
-        return sum(
-            1 for seg in log._get("events").catalog.segments.values() if seg.partition == partition
-        )
+    def files(log: Log, shard: int) -> int:
+        return sum(1 for seg in log._get("events").catalog.segments.values() if seg.shard == shard)
 
     others = files(a, 1 - pa_)
     [result] = a.compact("events")

@@ -99,10 +99,11 @@ def test_seed_example_do_get_sql_ticket(client: flight.FlightClient, stream_name
 
 def test_do_put_acknowledges_offsets(client: flight.FlightClient, stream_name: str) -> None:
     acks = _put(client, stream_name, [_logs(3), _logs(5, 3), _logs(2, 8)])
+    same = {"stream": stream_name, "shard": 0, "partition": 0}  # partition: the former name
     assert acks == [
-        {"stream": stream_name, "accepted": 3, "first_offset": 0, "last_offset": 2, "partition": 0},
-        {"stream": stream_name, "accepted": 5, "first_offset": 3, "last_offset": 7, "partition": 0},
-        {"stream": stream_name, "accepted": 2, "first_offset": 8, "last_offset": 9, "partition": 0},
+        {**same, "accepted": 3, "first_offset": 0, "last_offset": 2},
+        {**same, "accepted": 5, "first_offset": 3, "last_offset": 7},
+        {**same, "accepted": 2, "first_offset": 8, "last_offset": 9},
     ]
     table = _sql(client, f"SELECT n, _offset FROM {stream_name} ORDER BY _offset")
     assert table.column("n").to_pylist() == list(range(10))

@@ -22,8 +22,8 @@ import pytest
 
 from flight_server.json_requests import (
     MAX_OFFSET,
-    MAX_PARTITION,
     MAX_READ_LIMIT,
+    MAX_SHARD,
     MAX_TAIL_OFFSET,
 )
 from tests.conftest import TEST_TOKEN
@@ -74,10 +74,12 @@ TICKET_FIELDS = [
     ("read", "read", True, NOT_NAMES),
     ("read", "from_offset", False, _integer_cases(0, MAX_OFFSET)),
     ("read", "limit", False, [*_integer_cases(1, MAX_READ_LIMIT), 0]),
-    ("read", "partition", False, _integer_cases(0, MAX_PARTITION)),
+    ("read", "shard", False, _integer_cases(0, MAX_SHARD)),
+    ("read", "partition", False, _integer_cases(0, MAX_SHARD)),  # the former name of shard
     ("tail", "tail", True, NOT_NAMES),
     ("tail", "from_offset", False, _integer_cases(0, MAX_TAIL_OFFSET)),
-    ("tail", "partition", False, _integer_cases(0, MAX_PARTITION)),
+    ("tail", "shard", False, _integer_cases(0, MAX_SHARD)),
+    ("tail", "partition", False, _integer_cases(0, MAX_SHARD)),
 ]
 TICKET_CASES = [
     pytest.param(kind, name, value, id=f"{kind}-{name}-{json.dumps(value)[:20]}")
@@ -185,10 +187,12 @@ def test_the_edges_that_are_valid(served: Served) -> None:
     assert read({"read": STREAM, "limit": MAX_READ_LIMIT}).num_rows == ROWS
     assert read({"read": STREAM, "from_offset": MAX_OFFSET}).num_rows == 0
     assert read({"read": STREAM, "from_offset": MAX_OFFSET - 1, "limit": 1}).num_rows == 0
-    assert read({"read": STREAM, "from_offset": 2, "limit": None, "partition": 0}).num_rows == 3
-    # A partition the stream does not have is the stream's refusal, still INVALID_ARGUMENT.
-    _refused(lambda: read({"read": STREAM, "partition": 1}), "has one partition (0), not 1")
-    _refused(lambda: read({"read": STREAM, "partition": MAX_PARTITION}), "has one partition")
+    assert read({"read": STREAM, "from_offset": 2, "limit": None, "shard": 0}).num_rows == 3
+    assert read({"read": STREAM, "from_offset": 2, "partition": 0}).num_rows == 3
+    # A shard the stream does not have is the stream's refusal, still INVALID_ARGUMENT.
+    _refused(lambda: read({"read": STREAM, "shard": 1}), "has one shard (0), not 1")
+    _refused(lambda: read({"read": STREAM, "partition": MAX_SHARD}), "has one shard")
+    _refused(lambda: read({"read": STREAM, "shard": 0, "partition": 1}), "disagree")
     with pytest.raises(pa.ArrowKeyError, match="not found"):
         read({"read": "no_such_stream", "limit": 1})
     # A tail from the highest offset it takes: subscribed (the schema comes), nothing yet.

@@ -133,6 +133,7 @@ def test_ndjson_ingest_answers_offsets_and_every_format_reads_it(
         "accepted": 3,
         "first_offset": 0,
         "last_offset": 2,
+        "shard": 0,
         "partition": 0,
     }
     second = append(http, stream_name, ndjson(records(2, start=3)))

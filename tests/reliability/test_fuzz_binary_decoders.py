@@ -60,8 +60,8 @@ from arrowlog.errors import InvalidInput
 from flight_server import sql_protocol as sp
 from flight_server.json_requests import (
     MAX_OFFSET,
-    MAX_PARTITION,
     MAX_READ_LIMIT,
+    MAX_SHARD,
     MAX_TAIL_OFFSET,
     no_body,
     stream_from_body,
@@ -647,7 +647,7 @@ def _check_ticket(raw: bytes) -> None:
         assert type(offset) is int and 0 <= offset <= high, decoded
         assert limit is None or (type(limit) is int and 1 <= limit <= MAX_READ_LIMIT), decoded
         assert limit is None or offset + limit <= MAX_OFFSET, decoded
-        assert partition is None or (type(partition) is int and 0 <= partition <= MAX_PARTITION)
+        assert partition is None or (type(partition) is int and 0 <= partition <= MAX_SHARD)
         assert _decode(json.dumps(decoded).encode()) == decoded  # as _plan_command re-encodes
     else:
         assert isinstance(decoded, str | Message), decoded

@@ -351,9 +351,12 @@ def params_stream(server: ArrowlogServe) -> Iterator[Records]:
         ("from_offset=9007199254740992", "from_offset"),
         ("from_offset=-1", "from_offset"),
         ("from_offset=1e3", "from_offset"),
-        ("partition=1", "partition"),
-        ("partition=99999999999999999999", "partition"),
+        ("shard=1", "shard"),
+        ("shard=99999999999999999999", "shard"),
+        ("shard=-1", "shard"),
+        ("partition=1", "shard"),  # the former name of shard: the stream's refusal names shards
         ("partition=-1", "partition"),
+        ("shard=0&partition=1", "disagree"),
         ("heartbeat=0", "heartbeat"),
         ("heartbeat=nan", "heartbeat"),
         ("limit=10", "limit"),
@@ -383,8 +386,10 @@ def test_bad_last_event_id_and_flight_offsets_are_refused_before_any_data(
         flight_tail(flight_client, "offsets", from_offset=2**63 - 1)
     with pytest.raises(pa.ArrowInvalid, match="from_offset"):
         flight_tail(flight_client, "offsets", from_offset=2**70)
-    with pytest.raises(pa.ArrowInvalid, match="partition"):
-        flight_tail(flight_client, "offsets", partition=3)
+    with pytest.raises(pa.ArrowInvalid, match="shard"):
+        flight_tail(flight_client, "offsets", shard=3)
+    with pytest.raises(pa.ArrowInvalid, match="shard"):
+        flight_tail(flight_client, "offsets", partition=3)  # the former name
     wait_until(lambda: open_tails(http) == 0, 5, "no tail left open by a refused one")
     records.check_all_present()
 

@@ -24,7 +24,11 @@ LOG_ONLY = {
 
 # Parameters of shared verbs that the Flight wire cannot carry yet.
 LOG_ONLY_PARAMETERS = {
-    "append": {"time_column", "partition"},  # DoPut's path descriptor holds only the stream
+    "append": {
+        "time_column",
+        "shard",
+        "partition",
+    },  # DoPut's path descriptor holds only the stream
     "sql": {"engine", "params"},  # a SQL ticket is only the text; the server runs DataFusion
     "sql_schema": {"engine", "params"},  # GetSchema of SQL text, as for sql
 }

@@ -150,11 +150,11 @@ def test_two_compactions_of_one_stream_run_one_after_the_other(
     """
     import threading
 
-    from arrowlog import log as log_module
+    from arrowlog import compaction as compaction_module
 
     reading = threading.Event()
     release = threading.Event()
-    real = log_module.read_partition
+    real = compaction_module.read_partition
     errors: list[BaseException] = []
 
     def held_read(snap, day):
@@ -172,7 +172,7 @@ def test_two_compactions_of_one_stream_run_one_after_the_other(
     with arrowlog.open(tmp_path, flush_interval=3600.0, vacuum_grace_hours=0) as lg:
         _fill(lg)
         before = _rows(lg)
-        monkeypatch.setattr(log_module, "read_partition", held_read)
+        monkeypatch.setattr(compaction_module, "read_partition", held_read)
         first = threading.Thread(target=compact, args=(lg,), name="first")
         first.start()
         assert reading.wait(10)

@@ -120,6 +120,20 @@ def test_bad_toml(tmp_path: Path) -> None:
     assert str(e.value) == "setting http_port from arrowlog.toml must be int, got 2.5"
 
 
+def test_shards_is_also_taken_under_its_former_name_partitions(tmp_path: Path) -> None:
+    cluster = {"node_id": "n", "storage": "s3://bucket/prefix"}
+    assert Settings.load(env={}, partitions=3, **cluster).shards == 3
+    assert Settings.load(env={"ARROWLOG_PARTITIONS": "4"}, **cluster).shards == 4
+    # The current name wins over the former one, from the same source.
+    both = {"ARROWLOG_PARTITIONS": "4", "ARROWLOG_SHARDS": "5"}
+    assert Settings.load(env=both, **cluster).shards == 5
+    assert Settings.load(env={}, shards=6, partitions=7, **cluster).shards == 6
+    toml = tmp_path / "old.toml"
+    toml.write_text("partitions = 2\n")
+    settings = Settings.load(toml_path=toml, env={}, **cluster)
+    assert settings.shards == settings.partitions == 2
+
+
 def test_unknown_override() -> None:
     with pytest.raises(InvalidInput) as e:
         Settings.load(env={}, http_prot=1)

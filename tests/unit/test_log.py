@@ -325,8 +325,7 @@ def test_a_flush_committed_before_a_crash_is_not_replayed_twice(
     log.append("s", _records(3, 7))
     # Simulate kill -9: stop the flusher thread and drop the directory lock, no close().
     log._stop.set()
-    log._wake.set()
-    log._flusher.join()
+    log._flusher.stop()
     os.close(log._lock_fd)
     monkeypatch.undo()
     with arrowlog.open(tmp_path) as again:
@@ -485,14 +484,29 @@ def test_tail_reads_the_same_records_as_read_from_segments_and_buffer(
     assert got.column("n").to_pylist() == list(range(7, CHUNK_ROWS + 1000))
 
 
-def test_open_tail_checks_its_offset_and_partition_first(log: arrowlog.Log) -> None:
+def test_shard_is_also_taken_under_its_former_name_partition(log: arrowlog.Log) -> None:
+    from arrowlog.results import AppendResult
+
+    result = log.append("s", _records(2), partition=0)
+    assert result.shard == result.partition == 0
+    assert log.next_offset("s", partition=0) == log.next_offset("s", shard=0) == 2
+    with pytest.raises(InvalidInput, match="shard 0 and partition 1 disagree"):
+        log.append("s", _records(1), shard=0, partition=1)
+    assert log.describe("s").shards == log.describe("s").partitions == 1
+    # An older server's acknowledgement (no "shard") still reads.
+    old = {"stream": "s", "accepted": 1, "first_offset": 5, "last_offset": 5, "partition": 0}
+    assert AppendResult.from_dict(old) == AppendResult("s", 1, 5, 5, 0)
+    assert AppendResult.from_dict(AppendResult("s", 1, 5, 5, 0).to_dict()).shard == 0
+
+
+def test_open_tail_checks_its_offset_and_shard_first(log: arrowlog.Log) -> None:
     log.append("s", _records(2))
     with pytest.raises(InvalidInput, match="from_offset must be an integer from 0 to"):
         log.open_tail("s", 2**63 - 1)
     with pytest.raises(InvalidInput, match="from_offset"):
         log.open_tail("s", -1)
-    with pytest.raises(InvalidInput, match="one partition"):
-        log.open_tail("s", 0, partition=1)
+    with pytest.raises(InvalidInput, match="one shard"):
+        log.open_tail("s", 0, shard=1)
     with pytest.raises(StreamNotFound):
         log.open_tail("nope", 0)
 
@@ -632,7 +646,7 @@ def test_backpressure_holds_appends_while_flushes_cannot_keep_up(tmp_path: Path)
 
 
 def test_a_large_flush_encodes_several_files_side_by_side(tmp_path: Path) -> None:
-    from arrowlog.log import _WRITE_THREADS
+    from arrowlog.stream import WRITE_THREADS
 
     with arrowlog.open(tmp_path, row_group_rows=10_000) as log:
         log.append(
@@ -644,7 +658,7 @@ def test_a_large_flush_encodes_several_files_side_by_side(tmp_path: Path) -> Non
         )
         log.flush()
         info = log.describe("s")
-        assert info.segments == _WRITE_THREADS
+        assert info.segments == WRITE_THREADS
         got = log.sql("SELECT n, _offset FROM s ORDER BY _offset").to_arrow()
         assert got["n"].to_pylist() == list(range(50_000)) == got["_offset"].to_pylist()
 

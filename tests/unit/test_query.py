@@ -1,4 +1,4 @@
-"""Query-room helpers that need no data directory."""
+"""SQL helpers that need no data directory."""
 
 from __future__ import annotations
 

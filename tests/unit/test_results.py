@@ -20,6 +20,14 @@ def _names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+# Keys the JSON answers repeat under a field's former name, for older clients.
+FORMER_NAMES = {StreamInfo: ["partitions"], AppendResult: ["partition"]}
+
+
+def _keys(cls: type) -> list[str]:
+    return _names(cls) + FORMER_NAMES[cls]
+
+
 @pytest.fixture
 def info(tmp_path: Path) -> StreamInfo:
     schema = pa.schema(
@@ -47,13 +55,13 @@ def info(tmp_path: Path) -> StreamInfo:
 
 
 def test_http_stream_description_has_the_fields_of_stream_info() -> None:
-    assert list(typing.get_type_hints(StreamDescription)) == _names(StreamInfo)
-    assert list(STREAM_EXAMPLE) == _names(StreamInfo)
+    assert list(typing.get_type_hints(StreamDescription)) == _keys(StreamInfo)
+    assert list(STREAM_EXAMPLE) == _keys(StreamInfo)
 
 
 def test_stream_info_to_dict_is_a_valid_stream_description(info: StreamInfo) -> None:
     as_dict = info.to_dict()
-    assert list(as_dict) == _names(StreamInfo)
+    assert list(as_dict) == _keys(StreamInfo)
     # Strict: no coercion, no field dropped (FastAPI answers with what validation returns).
     validated = TypeAdapter(StreamDescription).validate_python(as_dict, strict=True)
     assert validated == as_dict
@@ -61,9 +69,10 @@ def test_stream_info_to_dict_is_a_valid_stream_description(info: StreamInfo) -> 
 
 
 def test_http_append_response_has_the_fields_of_append_result() -> None:
-    assert list(AppendResponse.model_fields) == _names(AppendResult)
-    result = AppendResult("s", 2, 10, 11, partition=1)
-    assert AppendResponse(**dataclasses.asdict(result)).model_dump() == dataclasses.asdict(result)
+    assert list(AppendResponse.model_fields) == _keys(AppendResult)
+    result = AppendResult("s", 2, 10, 11, shard=1)
+    assert list(result.to_dict()) == _keys(AppendResult)
+    assert AppendResponse(**result.to_dict()).model_dump() == result.to_dict()
 
 
 def test_stream_info_round_trips_through_its_flight_encoding(info: StreamInfo) -> None:

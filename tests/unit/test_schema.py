@@ -1,4 +1,4 @@
-"""Unit tests for arrowlog.schema: the ingest room, in-process and without I/O."""
+"""Unit tests for arrowlog.schema: the ingest step, in-process and without I/O."""
 
 from __future__ import annotations
 

@@ -126,10 +126,13 @@ def apply_retention(
 
     None when nothing expired, or when another node applies it (cluster mode: the writer
     of shard 0, so that nodes do not race to drop the same days).
+
+    Under the stream's compaction lock: the vacuum after the drop would otherwise delete
+    files a running compaction is reading (with a short ``vacuum_grace_hours``).
     """
     if shards is not None and 0 not in shards:
         return None
-    with s.flush_lock:
+    with s.compact_lock, s.flush_lock:
         snap = s.snapshot()
         days = expired_partitions(
             snap.segments,

@@ -10,7 +10,8 @@ writer's group commit (``cluster.py``).
 ``Streams`` is the set of streams of one data directory, and holds the state lock they
 share. The locks, outermost first:
 
-- ``Stream.compact_lock``: one compaction of the stream at a time (``compaction.py``);
+- ``Stream.compact_lock``: one compaction or retention run of the stream at a time
+  (``compaction.py``): either one vacuums files the other may be reading;
 - ``Stream.flush_lock``: one commit of the stream at a time, and vacuum only between
   commits (it would delete a commit's files before they are listed). Re-entrant: the
   flush and the cluster commit hold it from choosing their records to the index swap;

@@ -184,3 +184,55 @@ def test_two_compactions_of_one_stream_run_one_after_the_other(
         second.join(30)
         assert errors == []
         assert _rows(lg) == before
+
+
+def test_retention_waits_for_a_compaction_of_the_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention must not vacuum the files a running compaction is reading.
+
+    The compaction is held just before it reads the first day; retention then drops that
+    day and vacuums (grace 0). Unless retention waits for the compaction, the read finds
+    its files gone (FileNotFoundError, reported as a storage error).
+    """
+    import threading
+
+    from arrowlog import compaction as compaction_module
+
+    reading = threading.Event()
+    release = threading.Event()
+    real = compaction_module.read_partition
+    errors: list[BaseException] = []
+
+    def held_read(snap, day):
+        if threading.current_thread().name == "compaction":
+            reading.set()
+            release.wait(10)
+        return real(snap, day)
+
+    def compact(lg: arrowlog.Log) -> None:
+        try:
+            lg.compact("s")
+        except BaseException as e:
+            errors.append(e)
+
+    with arrowlog.open(
+        tmp_path, flush_interval=3600.0, vacuum_grace_hours=0, retention_days=1
+    ) as lg:
+        _fill(lg)
+        kept = [r for r in _rows(lg) if r["ts"] >= T0 + timedelta(days=1)]
+        monkeypatch.setattr(compaction_module, "read_partition", held_read)
+        compacting = threading.Thread(target=compact, args=(lg,), name="compaction")
+        compacting.start()
+        assert reading.wait(10)
+        retention = threading.Thread(
+            target=lambda: lg.apply_retention("s", now=T0 + timedelta(days=2, hours=12)),
+            name="retention",
+        )
+        retention.start()
+        retention.join(2.0)  # with the fix, still waiting for the compaction here
+        release.set()
+        compacting.join(30)
+        retention.join(30)
+        assert errors == []
+        assert _rows(lg) == kept

@@ -38,8 +38,9 @@ only the name of arrowlog's class (``... Detail: Python exception: StreamNotFoun
 Clients get the message and that name; the traceback, when there is one worth having (an
 unexpected error), goes to the server log only, at ERROR. pyarrow clients see
 ``ArrowInvalid`` / ``ArrowKeyError`` / ``FlightUnauthorizedError`` ...; ``arrowlog.Client``
-strips the detail and turns them back into arrowlog's classes (``extra_info`` names the
-class for the ``FlightError`` codes).
+strips the detail and raises exactly arrowlog's class again: the ``FlightError`` codes carry
+its name (and attributes, e.g. ``NotShardOwner.owner``) in ``extra_info``, the others in the
+detail (``arrowlog/wire_errors.py`` has the format). Neither changes a code or a message.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from typing import Any, TypeVar
 
 import pyarrow.flight as flight
 
+from arrowlog import wire_errors
 from arrowlog.errors import (
     ArrowlogError,
     InvalidInput,
@@ -128,22 +130,28 @@ if not getattr(traceback.format_exception, "_arrowlog_clean", False):
     traceback.format_exception = _format_exception_cleanly
 
 
-def _flight(cls: type[flight.FlightError]) -> Callable[[str, str], Exception]:
-    # extra_info names arrowlog's class so arrowlog.Client can raise exactly that one.
-    return lambda message, name: cls(message, name.encode())
+def _flight(cls: type[flight.FlightError]) -> Callable[[BaseException], Exception]:
+    def make(exc: BaseException) -> Exception:
+        # extra_info names arrowlog's class, so that arrowlog.Client raises exactly that one.
+        info = wire_errors.encode(exc) if isinstance(exc, ArrowlogError) else b""
+        return cls(str(exc), info)
+
+    return make
 
 
-def _plain(cls: type[CleanDetail]) -> Callable[[str, str], Exception]:
-    def make(message: str, name: str) -> Exception:
-        error = cls(message)
-        error.arrowlog_error = name
+def _plain(cls: type[CleanDetail]) -> Callable[[BaseException], Exception]:
+    def make(exc: BaseException) -> Exception:
+        error = cls(str(exc))
+        error.arrowlog_error = (
+            wire_errors.name_of(exc) if isinstance(exc, ArrowlogError) else type(exc).__name__
+        )
         return error
 
     return make
 
 
 # to_flight_error walks the exception's MRO: the most specific entry wins.
-_MAPPING: dict[type[BaseException], Callable[[str, str], Exception]] = {
+_MAPPING: dict[type[BaseException], Callable[[BaseException], Exception]] = {
     ArrowlogError: _flight(flight.FlightInternalError),
     InvalidInput: _plain(InvalidArgument),
     ReadOnlyQuery: _flight(flight.FlightUnauthorizedError),
@@ -165,7 +173,7 @@ def to_flight_error(exc: BaseException) -> Exception:
     for cls in type(exc).__mro__:
         make = _MAPPING.get(cls)
         if make is not None:
-            return make(str(exc), type(exc).__name__)
+            return make(exc)
     return flight.FlightInternalError(GENERIC_INTERNAL_MESSAGE)
 
 

@@ -13,10 +13,12 @@ the two to it. What the wire cannot carry yet (``append``'s ``time_column`` and
 ``partition``, ``sql``'s ``engine`` and ``params``) and the verbs that exist only
 embedded are listed there.
 
-Server errors come back as arrowlog's own classes with the server's message: the server
-maps each class to a Flight status in one place (``flight_server/errors.py``) and
-:func:`_translate` here maps it back, stripping the detail pyarrow appends to every
-status message.
+Server errors come back as the very class the server raised, with its message and
+attributes, as ``Log`` raises them: the server maps each class to a Flight status in one
+place (``flight_server/errors.py``) and names the class alongside (``arrowlog/wire_errors.py``);
+:func:`_translate` here raises that class, stripping the detail pyarrow appends to every
+status message. Without a name it knows (an older server, a client-side failure) it raises
+the class the status code stands for.
 
     import arrowlog
     with arrowlog.connect("grpc://127.0.0.1:8815", token=None) as client:
@@ -38,12 +40,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from arrowlog import wire_errors
 from arrowlog.errors import (
     ArrowlogError,
-    BatchTooLarge,
     InvalidInput,
-    ReadOnlyQuery,
-    StorageError,
     StreamNotFound,
     Unauthenticated,
     Unavailable,
@@ -58,51 +58,50 @@ logger = logging.getLogger(__name__)
 
 _STOP_POLL = 0.2  # seconds between checks that a tail's reader was closed
 
-_BY_NAME: dict[str, type[ArrowlogError]] = {
-    cls.__name__: cls
-    for cls in (
-        ArrowlogError,
-        InvalidInput,
-        BatchTooLarge,
-        ReadOnlyQuery,
-        StreamNotFound,
-        Unauthenticated,
-        Unavailable,
-        StorageError,
-    )
-}
-# pyarrow appends these to the server's message (its status detail, then the client's
-# debug context); what precedes the first one is the message the server raised.
-_DETAIL_MARKERS = (". Detail: ", ". gRPC client debug context: ", ". Client context: ")
+# pyarrow's text of a server error: the server's message, ". Detail: " and the status detail
+# (a code's name or arrowlog's class name), then, for some calls, gRPC's debug context (which
+# repeats them) and the client's own.
+_DETAIL = ". Detail: "
+_CONTEXT_MARKERS = (". gRPC client debug context: ", ". Client context: ")
 
 
-def _server_message(exc: BaseException) -> str:
+def _message_and_detail(exc: BaseException) -> tuple[str, str]:
+    """The message the server raised and its status detail, from a pyarrow error's text."""
     text = str(exc)
-    cut = min((i for i in (text.find(m) for m in _DETAIL_MARKERS) if i >= 0), default=len(text))
-    return text[:cut]
+    for marker in _CONTEXT_MARKERS:
+        text = text.split(marker, 1)[0]
+    message, found, detail = text.rpartition(_DETAIL)  # the detail holds no ". Detail: "
+    return (message, detail) if found else (text, "")
+
+
+def _class_of_status(exc: BaseException) -> type[ArrowlogError]:
+    """The arrowlog class a Flight/Arrow error's status code stands for."""
+    if isinstance(exc, flight.FlightUnauthenticatedError):
+        return Unauthenticated
+    if isinstance(
+        exc,
+        flight.FlightUnavailableError | flight.FlightTimedOutError | flight.FlightCancelledError,
+    ):
+        return Unavailable
+    if isinstance(exc, pa.ArrowKeyError):  # NOT_FOUND
+        return StreamNotFound
+    if isinstance(exc, pa.ArrowInvalid | pa.ArrowNotImplementedError):
+        return InvalidInput  # INVALID_ARGUMENT, UNIMPLEMENTED
+    return ArrowlogError
 
 
 def _translate(exc: BaseException) -> ArrowlogError:
-    """The arrowlog error a Flight/Arrow error from the server stands for."""
-    extra = getattr(exc, "extra_info", None) or b""
-    cls = _BY_NAME.get(extra.decode("utf-8", "replace"))
-    if cls is None:
-        if isinstance(exc, flight.FlightUnauthenticatedError):
-            cls = Unauthenticated
-        elif isinstance(
-            exc,
-            flight.FlightUnavailableError
-            | flight.FlightTimedOutError
-            | flight.FlightCancelledError,
-        ):
-            cls = Unavailable
-        elif isinstance(exc, pa.ArrowKeyError):  # NOT_FOUND
-            cls = StreamNotFound
-        elif isinstance(exc, pa.ArrowInvalid | pa.ArrowNotImplementedError):
-            cls = InvalidInput  # INVALID_ARGUMENT, UNIMPLEMENTED
-        else:
-            cls = ArrowlogError
-    return cls(_server_message(exc))
+    """The arrowlog error a Flight/Arrow error from the server stands for.
+
+    The class the server named (in ``extra_info`` or the status detail) if it is one of
+    arrowlog's and agrees with the status code, else the status code's class.
+    """
+    message, detail = _message_and_detail(exc)
+    by_status = _class_of_status(exc)
+    info = getattr(exc, "extra_info", None) or b""
+    name, attributes = wire_errors.decode(info) or (wire_errors.name_in_detail(detail), {})
+    error = wire_errors.rebuild(name, message, attributes, within=by_status) if name else None
+    return error if error is not None else by_status(message)
 
 
 @contextlib.contextmanager

@@ -485,7 +485,15 @@ class ArrowlogFlightServer(flight.FlightServerBase):
             schema, results = self._plan_rows(sql, params)
         finally:
             planning_stop.reset(token)
-        return flight.GeneratorStream(schema, self._result_batches(context, results, schema))
+        batches: Iterator[pa.RecordBatch | pa.Table] = self._result_batches(
+            context, results, schema
+        )
+        if any(_has_dictionary(field.type) for field in schema):
+            # GeneratorStream sends a RecordBatch without its dictionaries (pyarrow 26: the
+            # client fails with "did not have the expected number of dictionaries"); a
+            # Table goes through the IPC writer, which sends them before the batch.
+            batches = (pa.Table.from_batches([batch]) for batch in batches)
+        return flight.GeneratorStream(schema, batches)
 
     def _plan(self, sql: str, params: pa.RecordBatch | None, row: int = 0) -> QueryResult:
         """Plan ``sql`` for execution with one row of bound parameters (``$1``, ``$2``, ...).
@@ -992,6 +1000,13 @@ def _unified_schema(schemas: list[pa.Schema]) -> pa.Schema:
             f"the parameter rows give results of different types, which cannot be sent as "
             f"one result: {e}; run the statement once per parameter row instead"
         ) from None
+
+
+def _has_dictionary(type_: pa.DataType) -> bool:
+    """Whether ``type_`` is, or holds at any depth, a dictionary."""
+    return pa.types.is_dictionary(type_) or any(
+        _has_dictionary(type_.field(i).type) for i in range(type_.num_fields)
+    )
 
 
 def _conform_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:

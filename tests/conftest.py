@@ -160,11 +160,11 @@ def start_flight_server(
 ) -> FlightServer:
     """Start ``arrowlog serve`` on free ports over a data directory under ``base``.
 
-    As the Flight-only server these tests were written for: logging at INFO (``-v``, some
-    tests read the log), queries in the server process with no time limit (as in an
-    embedded ``arrowlog.open()``). The token goes in the environment, not a flag.
+    As users run it: serve's defaults, so queries run in query worker processes with the
+    default ``query_timeout`` (``arrowlog/_serve.py``). Logging at INFO (``-v``: some
+    tests read the log). The token goes in the environment, not a flag.
     """
-    settings: dict[str, object] = {"query_workers": 0, "query_timeout": 0}
+    settings: dict[str, object] = {}
     if token is not None:
         settings["token"] = token
     if tls is not None:

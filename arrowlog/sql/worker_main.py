@@ -132,7 +132,7 @@ class _Worker:
         while True:
             kind, payload = self.inbox.get()
             if kind == fr.PLAN:
-                self._plan(*pickle.loads(payload))
+                self._plan(*fr.read_plan(payload))
             elif kind == fr.RUN:
                 self._run(pickle.loads(payload))
             elif kind == fr.DROP:

@@ -405,13 +405,15 @@ class QueryWorkers:
         if self._closed:
             raise Unavailable("the log is closed")
         stop = planning_stop.get()
+        # Encoded before a worker is taken: a parameter that cannot be sent costs none.
+        bound = fr.encode_params(params)
         worker = self._acquire(stop)
         request = next(self._ids)
         budget = _Budget(self.timeout)
         with self._cond:
             worker.plans.add(request)
         try:
-            plan = (request, query, engine, params, self._tables.names(), mode)
+            plan = fr.plan_bytes(request, query, engine, bound, self._tables.names(), mode)
             self._send(worker, fr.PLAN, plan)
             _kind, payload = self._wait(worker, budget, stop, (fr.PLANNED,))
             _request, schema = pickle.loads(payload)
@@ -427,9 +429,9 @@ class QueryWorkers:
         self._done(worker)
         return worker, request, schema, budget, stop
 
-    def _send(self, worker: _Worker, kind: bytes, value: object) -> None:
+    def _send(self, worker: _Worker, kind: bytes, payload: bytes) -> None:
         try:
-            worker.send(kind, pickle.dumps(value))
+            worker.send(kind, payload)
         except OSError:  # it died since it was last used
             raise self._died(worker) from None
 
@@ -648,7 +650,7 @@ class _WorkerResult(QueryResult):
         try:
             if worker.dead:
                 raise worker.death or Unavailable("the query worker is gone")
-            pool._send(worker, fr.RUN, self._request)
+            pool._send(worker, fr.RUN, pickle.dumps(self._request))
             while True:
                 with self._lock:
                     if self._state == "closed":

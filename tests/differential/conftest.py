@@ -104,10 +104,10 @@ def remote(served: ArrowlogServe) -> Iterator[tuple[Writer, list[Target]]]:
             cur.execute(sql)
             return cur.fetch_arrow_table()
 
-    def http_arrow(sql: str) -> pa.Table:
+    def http_arrow(sql: str, engine: str = DF) -> pa.Table:
         r = http.post(
             "/v1/query",
-            json={"sql": sql, "engine": "datafusion"},
+            json={"sql": sql, "engine": engine},
             headers={"Accept": "application/vnd.apache.arrow.stream"},
         )
         if r.status_code != 200:
@@ -115,7 +115,12 @@ def remote(served: ArrowlogServe) -> Iterator[tuple[Writer, list[Target]]]:
         return pa.ipc.open_stream(io.BytesIO(r.content)).read_all()
 
     writer = Writer(client.append, client.flush, client.compact, "flight")
-    targets = [Target("adbc-flightsql", DF, adbc), Target("http-arrow", DF, http_arrow)]
+    targets = [
+        Target("adbc-flightsql", DF, adbc),
+        Target("http-arrow", DF, http_arrow),
+        # DuckDB in the server's query workers, as the embedded suite runs it in process.
+        Target("http-arrow-duckdb", DUCK, lambda sql: http_arrow(sql, DUCK)),
+    ]
     yield writer, targets
     http.close()
     conn.close()

@@ -154,6 +154,14 @@ BOUND_AS_SENT = {
     "timestamp[ns] tz": pa.array([1_000_000_001], pa.timestamp("ns", tz="Europe/Paris")),
     "timestamp[ns] tz null": pa.array([None], pa.timestamp("ns", tz="UTC")),
     "timestamp[s]": pa.array([1], pa.timestamp("s")),
+    "timestamp[ms]": pa.array([-1], pa.timestamp("ms")),
+    "timestamp[us]": pa.array([1], pa.timestamp("us")),
+    "timestamp[s] tz": pa.array([1], pa.timestamp("s", tz="UTC")),
+    "timestamp[ms] tz": pa.array([1], pa.timestamp("ms", tz="Asia/Kolkata")),
+    "timestamp[us] tz": pa.array([1], pa.timestamp("us", tz="+14:00")),
+    "timestamp tz year 9999": pa.array(
+        [datetime.datetime(9999, 12, 31, 23, tzinfo=datetime.UTC)], pa.timestamp("us", tz="+14:00")
+    ),
     "int8": pa.array([-8], pa.int8()),
     "int16": pa.array([-16], pa.int16()),
     "int32": pa.array([-32], pa.int32()),
@@ -167,17 +175,26 @@ BOUND_AS_SENT = {
     "date32 year 1": pa.array([datetime.date(1, 1, 1)], pa.date32()),
     "date64": pa.array([datetime.date(2024, 2, 29)], pa.date64()),
     "time64[ns]": pa.array([1], pa.time64("ns")),
+    "time64[us]": pa.array([1], pa.time64("us")),
     "time32[ms]": pa.array([1], pa.time32("ms")),
+    "time32[s]": pa.array([1], pa.time32("s")),
     "duration[ns]": pa.array([-1], pa.duration("ns")),
+    "duration[us]": pa.array([1], pa.duration("us")),
+    "duration[ms]": pa.array([1], pa.duration("ms")),
+    "duration[s]": pa.array([1], pa.duration("s")),
     "interval": pa.array([pa.MonthDayNano([1, -2, 3])], pa.month_day_nano_interval()),
     "large_string": pa.array(["x"], pa.large_string()),
     "binary": pa.array([b"\x00\xff"], pa.binary()),
+    "large_binary": pa.array([b"\x00"], pa.large_binary()),
     "fixed_size_binary": pa.array([b"ab"], pa.binary(2)),
     "struct": pa.array([{"x": 1, "y": "a"}], pa.struct([("x", pa.int8()), ("y", pa.string())])),
     "map": pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int64())),
     "list": pa.array([[1, None]], pa.list_(pa.int16())),
     "large_list": pa.array([[1]], pa.large_list(pa.int64())),
     "fixed_size_list": pa.array([[1, 2]], pa.list_(pa.int32(), 2)),
+    "struct of time64[ns]": pa.array([{"t": 1}], pa.struct([("t", pa.time64("ns"))])),
+    "dictionary": pa.array(["a"], pa.dictionary(pa.int8(), pa.string())),
+    "null": pa.array([None], pa.null()),
 }
 
 
@@ -198,6 +215,22 @@ def test_bound_parameter_in_a_filter_keeps_its_type(conn: dbapi.Connection, logs
     with conn.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM {logs} WHERE ts <= $1", params)
         assert cur.fetchone() == (1000,)
+
+
+def test_dictionary_results_arrive_with_their_dictionaries(conn: dbapi.Connection) -> None:
+    # Several batches, each with its own dictionary (replacing the one before).
+    sql = (
+        "SELECT arrow_cast(CAST(value % 1000 AS VARCHAR), 'Dictionary(Int32, Utf8)') AS v "
+        "FROM range(300000)"
+    )
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        column = cur.fetch_arrow_table().column("v")
+    assert column.type == pa.dictionary(pa.int32(), pa.string())
+    assert column.num_chunks > 1
+    assert sorted(column.cast(pa.string()).to_pylist()) == sorted(
+        str(i % 1000) for i in range(300000)
+    )
 
 
 # -- metadata --------------------------------------------------------------------------------

@@ -439,7 +439,8 @@ def distinct_query(draw: st.DrawFn, s: StreamData) -> Query:
 @st.composite
 def window_query(draw: st.DrawFn, s: StreamData) -> Query:
     keys = [c for c in s.columns if c.kind in SCALAR_KINDS]
-    part = draw(st.sampled_from([None, *keys])) if keys else None
+    part_keys = [c for c in keys if not (c.kind == "f64" and avoid("datafusion_window_float_zero"))]
+    part = draw(st.sampled_from([None, *part_keys])) if part_keys else None
     order_col = draw(st.sampled_from([None, *keys])) if keys else None
     over_parts = []
     if part is not None:

@@ -817,6 +817,14 @@ def _parse_timestamps(name: str, strings: pa.Array) -> pa.Array:
     epoch string counts nanoseconds. Raises InvalidInput quoting the first value that does
     not parse.
     """
+    try:
+        # The common case, and a tenth of the cost of the regexes below: every string is
+        # ISO-8601 with a zone and at most six fractional digits. Arrow's parser accepts
+        # exactly those in an aware cast (naive strings and finer fractions fail it), and
+        # reads them as ``_parse_iso`` would; anything else takes the general path.
+        return strings.cast(TIME_TYPE)
+    except pa.ArrowInvalid:
+        pass
     unit = "ns" if pc.any(pc.match_substring_regex(strings, _ISO_NS_RE)).as_py() else "us"
     try:
         return _try_parse_timestamps(strings, unit)

@@ -66,16 +66,43 @@ def prepare_segment(table: pa.Table, time_column: str) -> pa.Table:
 
     A row whose time is null (its producer sent none) is placed by its ``_ingested_at``:
     it sorts and partitions as if that were its time, while the time stays null as sent.
-    Live logs mostly arrive in time order already; checking that costs a fraction of a
-    millisecond per million rows, sorting a few hundred.
+    Live logs mostly arrive in time order already, or nearly (a few rows out of place per
+    batch): numpy's stable sort (timsort) orders such times in a few ms per million rows,
+    a fraction of what gathering the columns in that order costs.
     """
     times = _placing_times(table, time_column)
-    if table.num_rows > 1 and not _is_sorted(times):
-        keys = pa.table({"time": times, "offset": table.column(OFFSET)})
-        order = pc.sort_indices(keys, sort_keys=[("time", "ascending"), ("offset", "ascending")])
-        table, times = table.take(order), times.take(order)
-    day = pc.cast(times, pa.date32())
+    values = _time_values(times)
+    if values is None:  # not a UTC timestamp: Arrow's kernels, slower but general
+        if table.num_rows > 1 and not _is_sorted(times):
+            keys = pa.table({"time": times, "offset": table.column(OFFSET)})
+            order = pc.sort_indices(
+                keys, sort_keys=[("time", "ascending"), ("offset", "ascending")]
+            )
+            table, times = table.take(order), times.take(order)
+        day = pc.cast(times, pa.date32())
+        return table.append_column(pa.field(PARTITION, pa.date32()), day)
+    if len(values) > 1 and not (values[1:] >= values[:-1]).all():
+        offsets = table.column(OFFSET).combine_chunks().to_numpy()
+        if (offsets[1:] > offsets[:-1]).all():  # a flush: rows in offset order already
+            order = np.argsort(values, kind="stable")
+        else:
+            order = np.lexsort((offsets, values))
+        # Unsigned indices: Arrow 26 takes from a chunked table 3x slower with signed ones.
+        table, values = table.take(pa.array(order.astype(np.uint64))), values[order]
+    per_day = _PER_DAY[times.type.unit]
+    day = pa.array((values // per_day).astype(np.int32), pa.int32()).view(pa.date32())
     return table.append_column(pa.field(PARTITION, pa.date32()), day)
+
+
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def _time_values(times: pa.ChunkedArray) -> np.ndarray | None:
+    """A UTC timestamp column (no nulls) as int64 numpy values; None for anything else."""
+    t = times.type
+    if not pa.types.is_timestamp(t) or t.tz not in ("UTC", "+00:00") or times.null_count:
+        return None
+    return times.combine_chunks().cast(pa.int64()).to_numpy()
 
 
 def _placing_times(table: pa.Table, time_column: str) -> pa.ChunkedArray:

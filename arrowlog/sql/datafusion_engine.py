@@ -237,11 +237,7 @@ class DataFusionEngine:
         if known is not None and known.facts is not None and known.shapes:
             shapes, facts, schema = known.shapes, known.facts, known.schema
             snapshots = self._snapshots(shapes)
-            if {i: TableShape.of(snapshots[s.name]) for i, s in shapes.items()} != shapes:
-                known = None  # the schema evolved since: plan again, as below
         else:
-            known = None
-        if known is None:
             names = tuple(self._tables.names())
             planned, provider = self._plan_schema(query, kwargs, runnable=True)
             shapes = provider.resolved
@@ -249,19 +245,14 @@ class DataFusionEngine:
                 self._on_plan("execute")  # no stream, no catalog: the plan has all it reads
                 return planned, plain_schema(planned.schema())
             snapshots = self._snapshots(shapes)
-            taken = {i: TableShape.of(snapshots[s.name]) for i, s in shapes.items()}
-            if taken != shapes:  # the schema evolved in between: plan with what was taken
-                planned, provider = self._plan_schema(query, kwargs, taken)
-                shapes = provider.resolved
-            plan = planned.optimized_logical_plan() if shapes else planned.logical_plan()
-            facts = _Facts(
-                scan_filters(plan, shapes) if shapes else {},
-                _reads_catalog(plan),
-                bool(shapes) and _projection_only(plan),
-            )
-            schema = plain_schema(planned.schema())
+            facts, schema = _facts(planned, shapes), plain_schema(planned.schema())
             if not _VOLATILE.search(query):
                 self._remember(query, kwargs, _Remembered(names, shapes, schema, facts))
+        taken = {i: TableShape.of(snapshots[s.name]) for i, s in shapes.items()}
+        if taken != shapes:  # the schema evolved in between: plan with what was taken
+            planned, provider = self._plan_schema(query, kwargs, taken)
+            shapes = provider.resolved
+            facts, schema = _facts(planned, shapes), plain_schema(planned.schema())
         config = self._execution
         if facts.projection_only:
             # Nothing is computed per row (e.g. SELECT *): big batches cut the per-batch
@@ -336,6 +327,16 @@ class DataFusionEngine:
             self._remembered.move_to_end(query)
             while len(self._remembered) > _PLAN_CACHE_SIZE:
                 self._remembered.popitem(last=False)
+
+
+def _facts(planned: DataFrame, shapes: Mapping[str, TableShape]) -> _Facts:
+    """What the execution plan needs of ``planned``, planned over ``shapes``."""
+    plan = planned.optimized_logical_plan() if shapes else planned.logical_plan()
+    return _Facts(
+        scan_filters(plan, shapes) if shapes else {},
+        _reads_catalog(plan),
+        bool(shapes) and _projection_only(plan),
+    )
 
 
 def _data_table(

@@ -233,7 +233,8 @@ class DataFusionEngine:
         The schema plan of a query already planned over the same streams' shapes is
         reused (``_recall``): only the execution plan is made.
         """
-        known = self._recall(query, kwargs)
+        # The shapes are checked against the snapshots below: no lookup of them first.
+        known = self._recall(query, kwargs, shapes=False)
         if known is not None and known.facts is not None and known.shapes:
             shapes, facts, schema = known.shapes, known.facts, known.schema
             snapshots = self._snapshots(shapes)
@@ -290,12 +291,14 @@ class DataFusionEngine:
 
     # -- remembered schema plans -------------------------------------------------------------
 
-    def _recall(self, query: str, kwargs: dict[str, Any]) -> _Remembered | None:
+    def _recall(
+        self, query: str, kwargs: dict[str, Any], *, shapes: bool = True
+    ) -> _Remembered | None:
         """The remembered plan of ``query``, if the streams it read still look the same.
 
         A plan depends on the stream names (which identifiers resolve, and what
         ``information_schema`` lists) and on the shapes of the streams it read; nothing
-        else of the data.
+        else of the data. ``shapes=False``: the caller compares the shapes itself.
         """
         if kwargs:
             return None
@@ -305,7 +308,7 @@ class DataFusionEngine:
                 self._remembered.move_to_end(query)
         if known is None or tuple(self._tables.names()) != known.names:
             return None
-        for identifier, shape in known.shapes.items():
+        for identifier, shape in known.shapes.items() if shapes else ():
             real = self._tables.resolve_name(identifier)
             if real is None or self._tables.shape(real) != shape:
                 return None

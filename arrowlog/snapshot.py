@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
@@ -21,7 +22,19 @@ from arrowlog.catalog import SegmentInfo
 from arrowlog.schema import OFFSET, conform
 from arrowlog.storage import Storage
 
-__all__ = ["TableSnapshot", "buffer_table", "build_dataset", "empty_batch", "live_paths"]
+__all__ = [
+    "SegmentFilter",
+    "TableSnapshot",
+    "buffer_table",
+    "build_dataset",
+    "empty_batch",
+    "live_paths",
+]
+
+# What every row a scan needs satisfies, in terms the segments' statistics can refute:
+# ``(column, op, value)`` with op one of ``= < <= > >=`` and value an int in the column's
+# unit (the time column's, or ``_offset``), or ``("and" | "or", left, right)``.
+SegmentFilter = tuple[str, str, int] | tuple[str, "SegmentFilter", "SegmentFilter"]
 
 _LOCAL_FS = pafs.LocalFileSystem()
 _PARQUET = ds.ParquetFileFormat(
@@ -148,12 +161,102 @@ def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
-def live_paths(snap: TableSnapshot, expr: ds.Expression | None) -> list[str]:
-    """Paths of the snapshot's segments whose guarantees do not contradict ``expr``."""
-    fragments = _segment_fragments(snap)
-    if expr is not None:
-        dataset = ds.FileSystemDataset(fragments, snap.schema, _PARQUET, snap.filesystem)
-        fragments = list(dataset.get_fragments(filter=expr))
+def live_paths(snap: TableSnapshot, wanted: SegmentFilter | None) -> list[str]:
+    """Paths of the snapshot's segments whose statistics do not contradict ``wanted``.
+
+    Decides what ``build_dataset``'s guarantees would, but over arrays of the statistics
+    (cached per segment list) rather than one expression simplification per fragment: on
+    10,000 segments that took about 0.7 s a query.
+    """
+    stats = _segment_stats(snap)
+    if wanted is None:
+        return list(stats.paths)
+    return [stats.paths[i] for i in np.flatnonzero(stats.may_hold(wanted))]
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """A segment list's pruning ranges as arrays (one element per segment)."""
+
+    paths: list[str]
+    columns: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    # column -> (lo, hi, known, no_row_can_match): hi widened by the statistics' truncation
+
+    def may_hold(self, wanted: SegmentFilter) -> np.ndarray:
+        """Per segment: False only where no row can satisfy ``wanted``."""
+        first, second, third = wanted
+        if first in ("and", "or") and isinstance(second, tuple):
+            left, right = self.may_hold(second), self.may_hold(third)  # type: ignore[arg-type]
+            return left & right if first == "and" else left | right
+        column, op, value = wanted
+        lo, hi, known, never = self.columns[column]  # type: ignore[index]
+        if op == "=":
+            fits = (lo <= value) & (hi >= value)
+        elif op == "<":
+            fits = lo < value
+        elif op == "<=":
+            fits = lo <= value
+        elif op == ">":
+            fits = hi > value
+        else:
+            fits = hi >= value
+        # Without statistics, anything may match, unless every value is null.
+        return np.where(known, fits, ~never)
+
+
+_STATS: OrderedDict[tuple, _Stats] = OrderedDict()
+
+
+def _segment_stats(snap: TableSnapshot) -> _Stats:
+    """The snapshot's ``_Stats``, reused while the segment list is unchanged."""
+    if snap.segments_key is None:
+        return _build_stats(snap)
+    key = (*snap.segments_key, snap.time_column, id(snap.filesystem))
+    with _FRAGMENTS_LOCK:
+        cached = _STATS.get(key)
+        if cached is not None:
+            _STATS.move_to_end(key)
+            return cached
+    built = _build_stats(snap)
+    with _FRAGMENTS_LOCK:
+        _STATS[key] = built
+        while len(_STATS) > _FRAGMENT_CACHE_SIZE:
+            _STATS.popitem(last=False)
+    return built
+
+
+def _build_stats(snap: TableSnapshot) -> _Stats:
+    segments = snap.segments
     if snap.storage is None:
-        return [f.path for f in fragments]
-    return [snap.storage.uri(f.path) for f in fragments]
+        paths = [seg.path for seg in segments]
+    else:
+        paths = [snap.storage.uri(snap.storage.fs_path(seg.path)) for seg in segments]
+    none = np.zeros(len(segments), dtype=bool)
+    t = snap.schema.field(snap.time_column).type
+    times = [
+        (seg.min_time, seg.max_time)
+        if seg.min_time is not None and seg.max_time is not None
+        else (None, None)
+        for seg in segments
+    ]
+    t_lo = pa.array([a for a, _ in times], t).cast(pa.int64())
+    t_hi = pa.array([b for _, b in times], t).cast(pa.int64())
+    t_known = np.asarray(t_lo.is_valid())
+    # Every time null (``_guarantee``'s ``is_null``): no comparison of the time column holds.
+    t_never = np.array(
+        [s.time_nulls is not None and s.time_nulls == s.rows for s in segments], dtype=bool
+    )
+    o_lo = pa.array([s.min_offset for s in segments], pa.int64())
+    o_hi = pa.array([s.max_offset for s in segments], pa.int64())
+    o_known = np.asarray(o_lo.is_valid()) & np.asarray(o_hi.is_valid())
+    widen = _MS_TRUNCATION[t.unit]
+    columns = {
+        snap.time_column: (
+            t_lo.fill_null(0).to_numpy(),
+            t_hi.fill_null(0).to_numpy() + widen,
+            t_known,
+            t_never,
+        ),
+        OFFSET: (o_lo.fill_null(0).to_numpy(), o_hi.fill_null(0).to_numpy(), o_known, none),
+    }
+    return _Stats(paths, columns)

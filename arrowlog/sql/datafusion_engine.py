@@ -23,8 +23,12 @@ them about twice as fast) and cast back to utf8 for clients.
 
 from __future__ import annotations
 
+import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -32,7 +36,13 @@ from datafusion import DataFrame, Expr, SessionConfig, SessionContext
 from datafusion import catalog as df_catalog
 
 from arrowlog.errors import ArrowlogError, StreamNotFound
-from arrowlog.snapshot import TableSnapshot, buffer_table, build_dataset, live_paths
+from arrowlog.snapshot import (
+    SegmentFilter,
+    TableSnapshot,
+    buffer_table,
+    build_dataset,
+    live_paths,
+)
 from arrowlog.sql.catalog import (
     CATALOG,
     SCHEMA,
@@ -77,6 +87,35 @@ _EXECUTION = {
 }
 
 
+# Plans remembered per query text (without bound parameters), checked against the
+# streams' names and shapes before each use.
+_PLAN_CACHE_SIZE = 256
+# Functions whose value the optimizer folds into the plan at planning time: the pushed
+# filters of a query that calls one hold for that moment only.
+_VOLATILE = re.compile(
+    r"\b(now|current_\w+|localtime\w*|today|random|uuid|statement_timestamp)\b", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the execution plan needs from the schema plan, beyond the shapes."""
+
+    filters: dict[str, SegmentFilter | None]
+    catalog: bool  # reads information_schema
+    projection_only: bool
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    """A schema plan's outcome, valid while the streams' names and these shapes hold."""
+
+    names: tuple[str, ...]
+    shapes: dict[str, TableShape]
+    schema: pa.Schema  # the plain result schema
+    facts: _Facts | None  # None: not known yet, or the query is volatile
+
+
 class DataFusionEngine:
     """Plans and runs SQL over the streams ``tables`` hands out.
 
@@ -100,6 +139,8 @@ class DataFusionEngine:
         self._on_plan = on_plan or (lambda kind: None)
         self._planning = dict(_PLANNING)
         self._execution = dict(_EXECUTION)
+        self._remembered: OrderedDict[str, _Remembered] = OrderedDict()
+        self._remembered_lock = threading.Lock()
         if target_partitions:
             for config in (self._planning, self._execution):
                 config["datafusion.execution.target_partitions"] = str(target_partitions)
@@ -108,8 +149,14 @@ class DataFusionEngine:
         """The result schema of ``query``, planned without data (no snapshot, no file)."""
         query, kwargs = datafusion_params(query, params)
         try:
-            planned, _ = self._plan_schema(query, kwargs)
-            return plain_schema(planned.schema())
+            known = self._recall(query, kwargs)
+            if known is not None:
+                return known.schema
+            names = tuple(self._tables.names())
+            planned, provider = self._plan_schema(query, kwargs)
+            schema = plain_schema(planned.schema())
+            self._remember(query, kwargs, _Remembered(names, provider.resolved, schema, None))
+            return schema
         except ArrowlogError:
             raise
         except Exception as e:  # DataFusion raises plain Exception subclasses
@@ -181,32 +228,38 @@ class DataFusionEngine:
         return ctx.sql_with_options(query, READ_ONLY, **kwargs), provider
 
     def _plan_execution(self, query: str, kwargs: dict[str, Any]) -> tuple[DataFrame, pa.Schema]:
-        """The one plan over the data, and the plain result schema."""
-        planned, provider = self._plan_schema(query, kwargs, runnable=True)
-        shapes = provider.resolved
-        if not shapes and not _reads_catalog(planned.logical_plan()):
-            self._on_plan("execute")  # no stream, no catalog: the plan has all it reads
-            return planned, plain_schema(planned.schema())
-        snapshots: dict[str, TableSnapshot] = {}
-        for identifier, shape in shapes.items():
-            if shape.name not in snapshots:
-                snap = self._tables.snapshot(shape.name)
-                if snap is None:
-                    raise StreamNotFound(f"stream {identifier!r} not found")
-                snapshots[shape.name] = snap
+        """The one plan over the data, and the plain result schema.
+
+        The schema plan of a query already planned over the same streams' shapes is
+        reused (``_recall``): only the execution plan is made.
+        """
+        # The shapes are checked against the snapshots below: no lookup of them first.
+        known = self._recall(query, kwargs, shapes=False)
+        if known is not None and known.facts is not None and known.shapes:
+            shapes, facts, schema = known.shapes, known.facts, known.schema
+            snapshots = self._snapshots(shapes)
+        else:
+            names = tuple(self._tables.names())
+            planned, provider = self._plan_schema(query, kwargs, runnable=True)
+            shapes = provider.resolved
+            if not shapes and not _reads_catalog(planned.logical_plan()):
+                self._on_plan("execute")  # no stream, no catalog: the plan has all it reads
+                return planned, plain_schema(planned.schema())
+            snapshots = self._snapshots(shapes)
+            facts, schema = _facts(planned, shapes), plain_schema(planned.schema())
+            if not _VOLATILE.search(query):
+                self._remember(query, kwargs, _Remembered(names, shapes, schema, facts))
         taken = {i: TableShape.of(snapshots[s.name]) for i, s in shapes.items()}
         if taken != shapes:  # the schema evolved in between: plan with what was taken
             planned, provider = self._plan_schema(query, kwargs, taken)
             shapes = provider.resolved
-        plan = planned.optimized_logical_plan() if shapes else planned.logical_plan()
-        catalog = _reads_catalog(plan)
+            facts, schema = _facts(planned, shapes), plain_schema(planned.schema())
         config = self._execution
-        if shapes and _projection_only(plan):
+        if facts.projection_only:
             # Nothing is computed per row (e.g. SELECT *): big batches cut the per-batch
             # costs of the scan, the hand-off to Python and Flight. Not for every plan:
             # aggregations and filters run 1.5-4x slower on 64k batches.
             config = {**config, "datafusion.execution.batch_size": str(64 * 1024)}
-        filters = scan_filters(plan, shapes) if shapes else {}
         ctx = SessionContext(SessionConfig(config), self._limits.runtime())
         provider = StreamSchema(self._tables, shapes)
         ctx.register_catalog_provider(CATALOG, ArrowlogCatalog(provider))
@@ -216,21 +269,84 @@ class DataFusionEngine:
             if snap.storage is not None and id(snap.storage) not in registered:
                 snap.storage.register(ctx)
                 registered.add(id(snap.storage))
-            table = _data_table(ctx, snap, filters.get(identifier), plain=catalog)
+            table = _data_table(ctx, snap, facts.filters.get(identifier), plain=facts.catalog)
             provider.hold(identifier, table)
-        if catalog:  # information_schema reads every stream's shape: look them up now
+        if facts.catalog:  # information_schema reads every stream's shape: look them up now
             for name in self._tables.names():
                 provider.shape(name)
         self._on_plan("execute")
         df = ctx.sql_with_options(query, READ_ONLY, **kwargs)
-        return df, plain_schema(planned.schema())
+        return df, schema
+
+    def _snapshots(self, shapes: Mapping[str, TableShape]) -> dict[str, TableSnapshot]:
+        """One snapshot of each stream the plan reads, taken now."""
+        snapshots: dict[str, TableSnapshot] = {}
+        for identifier, shape in shapes.items():
+            if shape.name not in snapshots:
+                snap = self._tables.snapshot(shape.name)
+                if snap is None:
+                    raise StreamNotFound(f"stream {identifier!r} not found")
+                snapshots[shape.name] = snap
+        return snapshots
+
+    # -- remembered schema plans -------------------------------------------------------------
+
+    def _recall(
+        self, query: str, kwargs: dict[str, Any], *, shapes: bool = True
+    ) -> _Remembered | None:
+        """The remembered plan of ``query``, if the streams it read still look the same.
+
+        A plan depends on the stream names (which identifiers resolve, and what
+        ``information_schema`` lists) and on the shapes of the streams it read; nothing
+        else of the data. ``shapes=False``: the caller compares the shapes itself.
+        """
+        if kwargs:
+            return None
+        with self._remembered_lock:
+            known = self._remembered.get(query)
+            if known is not None:
+                self._remembered.move_to_end(query)
+        if known is None or tuple(self._tables.names()) != known.names:
+            return None
+        for identifier, shape in known.shapes.items() if shapes else ():
+            real = self._tables.resolve_name(identifier)
+            if real is None or self._tables.shape(real) != shape:
+                return None
+        return known
+
+    def _remember(self, query: str, kwargs: dict[str, Any], known: _Remembered) -> None:
+        if kwargs:
+            return
+        with self._remembered_lock:
+            previous = self._remembered.get(query)
+            if (
+                known.facts is None
+                and previous is not None
+                and previous.facts is not None
+                and (previous.names, previous.shapes) == (known.names, known.shapes)
+            ):
+                return  # keep what the execution plan learnt
+            self._remembered[query] = known
+            self._remembered.move_to_end(query)
+            while len(self._remembered) > _PLAN_CACHE_SIZE:
+                self._remembered.popitem(last=False)
+
+
+def _facts(planned: DataFrame, shapes: Mapping[str, TableShape]) -> _Facts:
+    """What the execution plan needs of ``planned``, planned over ``shapes``."""
+    plan = planned.optimized_logical_plan() if shapes else planned.logical_plan()
+    return _Facts(
+        scan_filters(plan, shapes) if shapes else {},
+        _reads_catalog(plan),
+        bool(shapes) and _projection_only(plan),
+    )
 
 
 def _data_table(
-    ctx: SessionContext, snap: TableSnapshot, expr: Any, *, plain: bool
+    ctx: SessionContext, snap: TableSnapshot, wanted: SegmentFilter | None, *, plain: bool
 ) -> df_catalog.Table:
     """The snapshot's data: its needed files read natively plus its buffer, or a dataset."""
-    files = [] if plain else live_paths(snap, expr)
+    files = [] if plain else live_paths(snap, wanted)
     if plain or len(files) > NATIVE_MAX_FILES:
         # One pyarrow dataset: its fragments' guarantees prune by the pushed filters.
         return df_catalog.Table(build_dataset(snap))

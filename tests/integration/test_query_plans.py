@@ -93,8 +93,9 @@ def test_one_adbc_execute_plans_once_for_doget(
     assert grew(before, after, "arrowlog_queries_total", engine="datafusion") == 1
     assert grew(before, after, "arrowlog_query_duration_seconds_count", engine="datafusion") == 1
     # CreatePreparedStatement (ADBC prepares each new SQL text) and GetFlightInfo plan the
-    # schema only; DoGet plans it once more, over the shapes, before its one execute plan.
-    assert grew(before, after, "arrowlog_query_plans_total", kind="schema") == 3
+    # schema only, DoGet over the shapes before its one execute plan; a query worker that
+    # planned this text over the same shapes already reuses that plan.
+    assert 1 <= grew(before, after, "arrowlog_query_plans_total", kind="schema") <= 3
 
 
 def test_a_prepared_execute_with_parameters_plans_once_for_doget(
@@ -131,7 +132,8 @@ def test_describing_a_query_takes_no_snapshot(
         == schema
         == pa.schema([("n", pa.int64()), ("ts", pa.timestamp("us", tz="UTC"))])
     )
-    assert grew(before, after, "arrowlog_query_plans_total", kind="schema") == 2
+    # Each describe plans the schema, unless its worker planned this text already.
+    assert 1 <= grew(before, after, "arrowlog_query_plans_total", kind="schema") <= 2
     assert grew(before, after, "arrowlog_query_plans_total", kind="execute") == 0
     assert grew(before, after, "arrowlog_query_snapshots_total", stream=stream_name) == 0
     assert grew(before, after, "arrowlog_queries_total", engine="datafusion") == 0

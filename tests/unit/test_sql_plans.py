@@ -161,3 +161,39 @@ def test_a_schema_that_evolved_after_planning_is_planned_again(tmp_path: Path) -
     assert result.schema.names == ["ts", "n", OFFSET, "x"]
     assert result.to_arrow().column("x").to_pylist() == ["added"]
     assert plans == ["schema", "schema", "execute"]
+
+
+def test_a_query_planned_before_over_the_same_shapes_plans_only_its_execution(
+    tmp_path: Path,
+) -> None:
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        for day in DAYS:
+            log.append("s", [{"ts": f"{day}T10:00:00Z", "n": i} for i in range(5)])
+            log.flush()
+        sql = "SELECT count(*) AS c FROM s WHERE ts >= TIMESTAMP '2026-11-22T00:00:00Z'"
+        first = log.sql(sql).to_arrow()
+        before = samples(log)
+        log.append("s", [{"ts": "2026-11-23T11:00:00Z", "n": 7}])  # buffered: read-your-writes
+        again = log.sql(sql).to_arrow()
+        after = samples(log)
+        assert again.column("c").to_pylist() == [first.column("c")[0].as_py() + 1]
+        assert grew(before, after, "arrowlog_query_plans_total", kind="schema") == 0
+        assert grew(before, after, "arrowlog_query_plans_total", kind="execute") == 1
+        assert grew(before, after, "arrowlog_query_snapshots_total", stream="s") == 1
+        # A new column changes the shape: the query is planned again and sees it.
+        log.append("s", [{"ts": "2026-11-23T12:00:00Z", "n": 8, "extra": "x"}])
+        star = "SELECT * FROM s ORDER BY ts DESC LIMIT 1"
+        log.sql(star).to_arrow()
+        log.append("s", [{"ts": "2026-11-23T13:00:00Z", "n": 9, "later": 1.5}])
+        before = samples(log)
+        latest = log.sql(star).to_arrow()
+        after = samples(log)
+        assert "later" in latest.schema.names and latest.column("n").to_pylist() == [9]
+        assert grew(before, after, "arrowlog_query_plans_total", kind="schema") == 1
+        # A query whose filters hold for the moment it was planned is always planned.
+        volatile = "SELECT count(*) AS c FROM s WHERE ts <= now()"
+        log.sql(volatile).to_arrow()
+        before = samples(log)
+        log.sql(volatile).to_arrow()
+        after = samples(log)
+        assert grew(before, after, "arrowlog_query_plans_total", kind="schema") == 1

@@ -216,11 +216,12 @@ _DICTIONARY_MAX_DISTINCT = 0.1
 # time. Only id-like columns get one: mostly distinct, unsorted (min/max already prune
 # sorted ids such as ULIDs or sequence numbers), and for strings without whitespace (text
 # is searched with LIKE, which a bloom filter cannot answer). Each filter is sized for the
-# distinct values of a row group as the sample suggests: never fewer (a filter sized too
-# small answers "maybe" for every id). pyarrow rounds a filter up to a power of two: at 1%
-# that is 2 bytes a row for a row group of distinct ids, and about 0.1% false positives;
-# at 5%, 1 byte a row, but about 2.5% of the row groups (each one an id column to decode)
-# pass for an absent id, which made such lookups twice as slow (benchmarks/search.py).
+# distinct values of a row group, extrapolated from the sample: an overestimate where ids
+# repeat; an underestimate only makes a filter answer "maybe" too often, never wrongly.
+# pyarrow rounds a filter up to a power of two: at 1% that is 2 bytes a row for a row
+# group of distinct ids, and about 0.1% false positives; at 5%, 1 byte a row, but ~2.5% of
+# the row groups (each one an id column to decode) pass for an absent id, which made such
+# lookups about twice as slow (benchmarks/search.py).
 _BLOOM_MIN_DISTINCT = 0.5
 _BLOOM_FPP = 0.01
 # Rows per data page (pyarrow's default: 20,000). A lookup decodes, of each column it

@@ -6,7 +6,8 @@ more columns and a wider ``user_id`` (generated here, seeded, cached under ``CAC
 
 - ``trace_id``: a uuid4 string per record; ``request_id``: ``req_`` and 20 hex digits;
 - ``user_id``: one of ``rows // 4`` users (an int64, ids in random order), skewed so that a
-  few users send thousands of requests and most send a handful;
+  few users send thousands of requests and most send a handful (the messages still name
+  the demo's users);
 - ``message`` as the demo writes it: ``timeout`` appears in about 0.7% of the records.
 
 They are appended to an embedded ``arrowlog.open(dir)`` in batches of ``APPEND_ROWS``, then
@@ -53,6 +54,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 import arrowlog
+from arrowlog import segments
 from arrowlog.demo import generate_web_logs
 from benchmarks import _harness as h
 from benchmarks import _suite
@@ -143,7 +145,7 @@ def load(rows: int, seed: int) -> tuple[Path, dict[str, Any]]:
     """An arrowlog data dir holding the data set, appended, flushed and compacted once.
 
     The marker is written only after a clean close, so a half-built directory is never
-    reused; it also records the arrowlog version, since the files depend on the writer.
+    reused; it also records what the files depend on (``_writer_fingerprint``).
     """
     base = _cache_dir(rows, seed)
     data_dir, marker = base / "log", base / "log.json"
@@ -173,9 +175,7 @@ def load(rows: int, seed: int) -> tuple[Path, dict[str, Any]]:
 
 def _writer_fingerprint() -> str:
     """What the segment files depend on: arrowlog's writer code and pyarrow's version."""
-    import arrowlog.segments
-
-    source = Path(arrowlog.segments.__file__).read_bytes()
+    source = Path(segments.__file__).read_bytes()
     return f"{arrowlog.__version__}-{pa.__version__}-{hashlib.sha256(source).hexdigest()[:12]}"
 
 
@@ -247,7 +247,6 @@ def needle_user(user_ids: pa.ChunkedArray) -> int:
 
 
 NEEDLES = ("needle_trace_id", "needle_request_id", "needle_user_id")
-TEXT = ("like_count", "like_limit", "regex_count")
 
 
 # -- checking answers ------------------------------------------------------------------------
@@ -308,8 +307,8 @@ def run(
             **common,
             "case": "load",
             "files": len(files),
-            "arrowlog_bytes": sum(Path(f).stat().st_size for f in files),
-            "user_file_bytes": users.stat().st_size,
+            "arrowlog_bytes_per_row": sum(Path(f).stat().st_size for f in files) / rows,
+            "user_file_bytes_per_row": users.stat().st_size / rows,
             "user_file_row_groups": pq.ParquetFile(users).num_row_groups,
             **load_meta,
         }

@@ -4,10 +4,10 @@ A flush (or a compaction) hands over a table; this module sorts it by the time c
 row-group and page statistics prune time ranges finely), splits it by day (the Hive-style
 ``day=YYYY-MM-DD`` partition that retention drops whole), writes each day as zstd Parquet
 (one file, or several encoded side by side for a large flush) with dictionaries on
-low-cardinality columns, bloom filters on id-like columns, statistics and a page index
-over small pages, and makes each file durable: a Delta
-commit must never name a file a crash could still take back. It also computes the Delta
-``stats`` of each file, so the commit needs no second pass over the data.
+low-cardinality columns, bloom filters on id-like columns, statistics and a page index,
+and makes each file durable: a Delta commit must never name a file a crash could still
+take back. It also computes the Delta ``stats`` of each file, so the commit needs no
+second pass over the data.
 
 The files are not live until the catalog commits them; until then they are invisible to
 every reader (the Delta log is the only list of live files) and vacuum removes them if the
@@ -188,7 +188,6 @@ def _write_one(
             bloom_filter_options=bloom_filter_options(table, settings.row_group_rows, shares),
             write_statistics=statistics_columns(table),
             write_page_index=True,
-            max_rows_per_page=_PAGE_ROWS,
             # Format 2.6 has INT64 TIMESTAMP(NANOS); with coerce_timestamps=None each
             # column keeps its unit, so nanosecond columns reach every reader exact.
             version="2.6",
@@ -224,10 +223,6 @@ _DICTIONARY_MAX_DISTINCT = 0.1
 # lookups about twice as slow (benchmarks/search.py).
 _BLOOM_MIN_DISTINCT = 0.5
 _BLOOM_FPP = 0.01
-# Rows per data page (pyarrow's default: 20,000). A lookup decodes, of each column it
-# returns, only the pages holding the rows found (the page index says which): on 10M web
-# logs, lookups by id were ~10% faster with 8k-row pages, for 0.3 bytes a row.
-_PAGE_ROWS = 8 * 1024
 
 
 def _distinct_shares(table: pa.Table) -> dict[str, float]:

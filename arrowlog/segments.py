@@ -4,9 +4,10 @@ A flush (or a compaction) hands over a table; this module sorts it by the time c
 row-group and page statistics prune time ranges finely), splits it by day (the Hive-style
 ``day=YYYY-MM-DD`` partition that retention drops whole), writes each day as zstd Parquet
 (one file, or several encoded side by side for a large flush) with dictionaries on
-low-cardinality columns, statistics and a page index, and makes each file durable: a Delta
-commit must never name a file a crash could still take back. It also computes the Delta
-``stats`` of each file, so the commit needs no second pass over the data.
+low-cardinality columns, bloom filters on id-like columns, statistics and a page index,
+and makes each file durable: a Delta commit must never name a file a crash could still
+take back. It also computes the Delta ``stats`` of each file, so the commit needs no
+second pass over the data.
 
 The files are not live until the catalog commits them; until then they are invisible to
 every reader (the Delta log is the only list of live files) and vacuum removes them if the
@@ -25,7 +26,7 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -203,13 +204,15 @@ def _write_one(
         # Encoded in memory, then written in one call: on S3 a single PUT (or multipart
         # upload) makes the object appear whole or not at all; locally it is fsynced.
         sink = pa.BufferOutputStream()
+        shares = _distinct_shares(table)
         pq.write_table(
             table,
             sink,
             compression="zstd",
             compression_level=settings.zstd_level,
             row_group_size=settings.row_group_rows,
-            use_dictionary=dictionary_columns(table),
+            use_dictionary=dictionary_columns(table, shares),
+            bloom_filter_options=bloom_filter_options(table, settings.row_group_rows, shares),
             write_statistics=statistics_columns(table),
             write_page_index=True,
             # Format 2.6 has INT64 TIMESTAMP(NANOS); with coerce_timestamps=None each
@@ -227,27 +230,82 @@ def _write_one(
     return SegmentFile(relpath, size, table.num_rows, day, json.dumps(delta_stats(table)))
 
 
-# A column is dictionary-encoded when a sample of it has at most this share of distinct
-# values. High-cardinality columns (messages, ids, timestamps) gain nothing from a
-# dictionary but pay to build one and then fall back: on the demo logs, dictionaries on
-# the low-cardinality columns only wrote 1.7x faster and 17% smaller than on every column.
-_DICTIONARY_SAMPLE = 64 * 1024
+# Encoding choices are made per file from a sample of its first rows (sorted by time, so
+# the sample looks like a row group). High-cardinality columns (messages, ids, timestamps)
+# gain nothing from a dictionary but pay to build one and then fall back: on the demo logs,
+# dictionaries on the low-cardinality columns only wrote 1.7x faster and 17% smaller than
+# on every column.
+_SAMPLE_ROWS = 64 * 1024
 _DICTIONARY_MAX_DISTINCT = 0.1
+# A bloom filter per row group tells a reader which row groups cannot hold the id it looks
+# for, where min/max statistics cannot: trace, request and user ids are scattered over
+# time. Only id-like columns get one: mostly distinct, unsorted (min/max already prune
+# sorted ids such as ULIDs or sequence numbers), and for strings without whitespace (text
+# is searched with LIKE, which a bloom filter cannot answer). Each filter is sized for the
+# distinct values of a row group, extrapolated from the sample: an overestimate where ids
+# repeat; an underestimate only makes a filter answer "maybe" too often, never wrongly.
+# pyarrow rounds a filter up to a power of two: at 1% that is 2 bytes a row for a row
+# group of distinct ids, and about 0.1% false positives; at 5%, 1 byte a row, but ~2.5% of
+# the row groups (each one an id column to decode) pass for an absent id, which made such
+# lookups about twice as slow (benchmarks/search.py).
+_BLOOM_MIN_DISTINCT = 0.5
+_BLOOM_FPP = 0.01
 
 
-def dictionary_columns(table: pa.Table) -> list[str]:
-    """The columns worth a Parquet dictionary: low-cardinality strings and integers."""
-    names = []
+def _distinct_shares(table: pa.Table) -> dict[str, float]:
+    """Per string, binary or integer column (not ``_offset``), the share of distinct
+    values among the first rows: what the encoding choices below are made from."""
+    shares = {}
     for field, column in zip(table.schema, table.columns, strict=True):
         t = field.type
         wanted = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
         wanted = wanted or (pa.types.is_integer(t) and field.name != OFFSET)
         if not wanted or len(column) == 0:
             continue
-        sample = column.slice(0, _DICTIONARY_SAMPLE)
-        if pc.count_distinct(sample).as_py() <= _DICTIONARY_MAX_DISTINCT * len(sample):
-            names.append(field.name)
-    return names
+        sample = column.slice(0, _SAMPLE_ROWS)
+        shares[field.name] = pc.count_distinct(sample).as_py() / len(sample)
+    return shares
+
+
+def dictionary_columns(table: pa.Table, shares: Mapping[str, float] | None = None) -> list[str]:
+    """The columns worth a Parquet dictionary: low-cardinality strings and integers."""
+    shares = _distinct_shares(table) if shares is None else shares
+    return [name for name, share in shares.items() if share <= _DICTIONARY_MAX_DISTINCT]
+
+
+def bloom_filter_options(
+    table: pa.Table, row_group_rows: int, shares: Mapping[str, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """``pq.write_table``'s ``bloom_filter_options``: a filter on each id-like column,
+    sized for the distinct values of one row group.
+
+    Example: ``bloom_filter_options(table, 128 * 1024)`` -> ``{"trace_id": {"ndv": 131072,
+    "fpp": 0.01}}``
+    """
+    shares = _distinct_shares(table) if shares is None else shares
+    group_rows = min(table.num_rows, row_group_rows)
+    options = {}
+    for name, share in shares.items():
+        if share < _BLOOM_MIN_DISTINCT:
+            continue
+        sample = table.column(name).slice(0, _SAMPLE_ROWS)
+        if _is_ascending(sample):
+            continue
+        if pa.types.is_integer(sample.type) and sample.type.bit_width < 32:
+            continue  # DataFusion 55 consults no filter on 8- and 16-bit integers
+        if not pa.types.is_integer(sample.type) and _has_whitespace(sample):
+            continue
+        options[name] = {"ndv": max(1, math.ceil(share * group_rows)), "fpp": _BLOOM_FPP}
+    return options
+
+
+def _is_ascending(sample: pa.ChunkedArray) -> bool:
+    values = pc.drop_null(sample).combine_chunks()
+    return bool(pc.all(pc.greater_equal(values[1:], values[:-1])).as_py())
+
+
+def _has_whitespace(sample: pa.ChunkedArray) -> bool:
+    return bool(pc.any(pc.match_substring_regex(sample, r"\s")).as_py())
 
 
 def statistics_columns(table: pa.Table) -> list[str]:

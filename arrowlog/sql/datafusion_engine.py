@@ -85,6 +85,15 @@ _EXECUTION = {
     "datafusion.execution.parquet.pushdown_filters": "true",
     "datafusion.execution.parquet.reorder_filters": "true",
 }
+# A plan that only reads and projects (e.g. SELECT *) computes nothing per row: big
+# batches cut the per-batch costs of the scan, the hand-off to Python and Flight (not for
+# every plan: aggregations and filters run 1.5-4x slower on 64k batches), and strings are
+# decoded as plain utf8 at once: nothing gains from views there, and decoding views then
+# casting them back cost 12% more CPU on SELECT * (benchmarks/flight_transfer.py).
+_READING = {
+    "datafusion.execution.batch_size": str(64 * 1024),
+    "datafusion.execution.parquet.schema_force_view_types": "false",
+}
 
 
 # Plans remembered per query text (without bound parameters), checked against the
@@ -256,10 +265,7 @@ class DataFusionEngine:
             facts, schema = _facts(planned, shapes), plain_schema(planned.schema())
         config = self._execution
         if facts.projection_only:
-            # Nothing is computed per row (e.g. SELECT *): big batches cut the per-batch
-            # costs of the scan, the hand-off to Python and Flight. Not for every plan:
-            # aggregations and filters run 1.5-4x slower on 64k batches.
-            config = {**config, "datafusion.execution.batch_size": str(64 * 1024)}
+            config = {**config, **_READING}
         ctx = SessionContext(SessionConfig(config), self._limits.runtime())
         provider = StreamSchema(self._tables, shapes)
         ctx.register_catalog_provider(CATALOG, ArrowlogCatalog(provider))
@@ -269,7 +275,13 @@ class DataFusionEngine:
             if snap.storage is not None and id(snap.storage) not in registered:
                 snap.storage.register(ctx)
                 registered.add(id(snap.storage))
-            table = _data_table(ctx, snap, facts.filters.get(identifier), plain=facts.catalog)
+            table = _data_table(
+                ctx,
+                snap,
+                facts.filters.get(identifier),
+                plain=facts.catalog,
+                views=not facts.projection_only,
+            )
             provider.hold(identifier, table)
         if facts.catalog:  # information_schema reads every stream's shape: look them up now
             for name in self._tables.names():
@@ -343,14 +355,22 @@ def _facts(planned: DataFrame, shapes: Mapping[str, TableShape]) -> _Facts:
 
 
 def _data_table(
-    ctx: SessionContext, snap: TableSnapshot, wanted: SegmentFilter | None, *, plain: bool
+    ctx: SessionContext,
+    snap: TableSnapshot,
+    wanted: SegmentFilter | None,
+    *,
+    plain: bool,
+    views: bool = True,
 ) -> df_catalog.Table:
-    """The snapshot's data: its needed files read natively plus its buffer, or a dataset."""
+    """The snapshot's data: its needed files read natively plus its buffer, or a dataset.
+
+    ``views``: strings as Utf8View (faster to filter and group), else as plain utf8.
+    """
     files = [] if plain else live_paths(snap, wanted)
     if plain or len(files) > NATIVE_MAX_FILES:
         # One pyarrow dataset: its fragments' guarantees prune by the pushed filters.
         return df_catalog.Table(build_dataset(snap))
-    schema = _view_schema(snap.schema)
+    schema = _view_schema(snap.schema) if views else snap.schema
     parts = [ctx.read_parquet(path, schema=schema) for path in files]
     buffer = buffer_table(snap)
     if buffer.num_rows or not parts:

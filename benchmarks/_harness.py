@@ -52,6 +52,7 @@ __all__ = [
     "SECONDS",
     "SEED",
     "Stats",
+    "child_pids",
     "dataset",
     "emit",
     "interleaved",
@@ -495,6 +496,17 @@ def reset_peak_rss(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def child_pids(pid: int) -> list[int]:
+    """The process's children now (its query workers, for ``arrowlog serve``)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
 
 
 def _status_kb(pid: int, key: str) -> int:

@@ -53,6 +53,7 @@ __all__ = [
     "SEED",
     "Stats",
     "child_pids",
+    "cpu_seconds",
     "dataset",
     "emit",
     "interleaved",
@@ -496,6 +497,18 @@ def reset_peak_rss(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far; 0.0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def child_pids(pid: int) -> list[int]:

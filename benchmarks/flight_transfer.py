@@ -33,6 +33,7 @@ Run: ``python -m benchmarks.flight_transfer [--rows N] [--reps N]``
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -131,6 +132,8 @@ def _measure(
     idle = {name: h.rss_bytes(servers[name][0]) for name in clients}
     peaks: dict[str, list[int]] = {name: [] for name in clients}
     worker_peaks: dict[str, list[int]] = {name: [] for name in clients}
+    cpu: dict[str, list[float]] = {name: [] for name in clients}
+    started: dict[int, float] = {}
     resets: dict[str, bool] = {}
 
     def before(name: str) -> None:
@@ -138,11 +141,16 @@ def _measure(
         resets[name] = h.reset_peak_rss(pid)
         for child in h.child_pids(pid):
             h.reset_peak_rss(child)
+        started.clear()
+        started.update({p: h.cpu_seconds(p) for p in (pid, *h.child_pids(pid))})
 
     def after(name: str, _: object) -> None:
         pid = servers[name][0]
         peaks[name].append(h.peak_rss_bytes(pid))
         worker_peaks[name].append(max([h.peak_rss_bytes(c) for c in h.child_pids(pid)] or [0]))
+        # Server and workers together; a worker started meanwhile counts from 0.
+        procs = {pid, *started, *h.child_pids(pid)}
+        cpu[name].append(sum(max(0.0, h.cpu_seconds(p) - started.get(p, 0.0)) for p in procs))
 
     stats = h.interleaved(
         {name: lambda fn=fn, name=name: fn(servers[name][1]) for name, fn in clients.items()},
@@ -161,6 +169,10 @@ def _measure(
             "server_peak_rss_bytes": max(peaks[name]),
             "server_peak_rss_per_transfer_bytes": peaks[name],
             "workers_peak_rss_bytes": max(worker_peaks[name]),
+            # CPU seconds of the server and its workers per transfer (the warm-up first):
+            # steadier than the time on a shared machine.
+            "server_cpu_s_per_transfer": cpu[name],
+            "server_cpu_s_median": statistics.median(cpu[name][s.warmup :]),
             "peak_rss_reset_before_stream": resets[name],
             **s.to_dict(),
         }
@@ -239,6 +251,11 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         r = by[variant]
         ratio = r["gb_per_s"] / raw["gb_per_s"]
         what = f"{r['bytes'] / 1e9:.2f} GB in {r['batches']:,} batches"
+        if "server_cpu_s_median" in r:
+            what += (
+                f"; server CPU {r['server_cpu_s_median'] * 1e3:.0f} ms per transfer "
+                f"(bare: {raw['server_cpu_s_median'] * 1e3:.0f} ms)"
+            )
         details = None
         bare_adbc = by.get("raw pyarrow Flight, ADBC")
         if variant == "ADBC" and bare_adbc is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -139,17 +141,14 @@ def test_only_partitions_with_several_small_files_are_compacted(
     assert partitions_to_compact(segs, target_bytes=1000) == expected
 
 
-def test_two_compactions_of_one_stream_run_one_after_the_other(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A compaction must not vacuum the files another compaction of the stream is reading.
+def _held_compaction(
+    monkeypatch: pytest.MonkeyPatch, thread: str
+) -> tuple[threading.Event, threading.Event, Callable[[arrowlog.Log], None], list[BaseException]]:
+    """Hold the compaction running in thread ``thread`` just before it reads a day.
 
-    The first compaction is held inside its read; the second then either waits for it
-    (right) or merges and vacuums the same files (grace 0), and the first one's read
-    fails with FileNotFoundError.
+    Returns (set once it is held, set to let it go, a compaction to run in that thread,
+    the errors the compactions raised).
     """
-    import threading
-
     from arrowlog import compaction as compaction_module
 
     reading = threading.Event()
@@ -158,7 +157,7 @@ def test_two_compactions_of_one_stream_run_one_after_the_other(
     errors: list[BaseException] = []
 
     def held_read(snap, day):
-        if threading.current_thread().name == "first":
+        if threading.current_thread().name == thread:
             reading.set()
             release.wait(10)
         return real(snap, day)
@@ -169,10 +168,23 @@ def test_two_compactions_of_one_stream_run_one_after_the_other(
         except BaseException as e:
             errors.append(e)
 
+    monkeypatch.setattr(compaction_module, "read_partition", held_read)
+    return reading, release, compact, errors
+
+
+def test_two_compactions_of_one_stream_run_one_after_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compaction must not vacuum the files another compaction of the stream is reading.
+
+    The first compaction is held inside its read; the second then either waits for it
+    (right) or merges and vacuums the same files (grace 0), and the first one's read
+    fails with FileNotFoundError.
+    """
     with arrowlog.open(tmp_path, flush_interval=3600.0, vacuum_grace_hours=0) as lg:
         _fill(lg)
         before = _rows(lg)
-        monkeypatch.setattr(compaction_module, "read_partition", held_read)
+        reading, release, compact, errors = _held_compaction(monkeypatch, "first")
         first = threading.Thread(target=compact, args=(lg,), name="first")
         first.start()
         assert reading.wait(10)
@@ -195,33 +207,12 @@ def test_retention_waits_for_a_compaction_of_the_stream(
     day and vacuums (grace 0). Unless retention waits for the compaction, the read finds
     its files gone (FileNotFoundError, reported as a storage error).
     """
-    import threading
-
-    from arrowlog import compaction as compaction_module
-
-    reading = threading.Event()
-    release = threading.Event()
-    real = compaction_module.read_partition
-    errors: list[BaseException] = []
-
-    def held_read(snap, day):
-        if threading.current_thread().name == "compaction":
-            reading.set()
-            release.wait(10)
-        return real(snap, day)
-
-    def compact(lg: arrowlog.Log) -> None:
-        try:
-            lg.compact("s")
-        except BaseException as e:
-            errors.append(e)
-
     with arrowlog.open(
         tmp_path, flush_interval=3600.0, vacuum_grace_hours=0, retention_days=1
     ) as lg:
         _fill(lg)
         kept = [r for r in _rows(lg) if r["ts"] >= T0 + timedelta(days=1)]
-        monkeypatch.setattr(compaction_module, "read_partition", held_read)
+        reading, release, compact, errors = _held_compaction(monkeypatch, "compaction")
         compacting = threading.Thread(target=compact, args=(lg,), name="compaction")
         compacting.start()
         assert reading.wait(10)

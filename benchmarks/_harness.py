@@ -15,6 +15,7 @@ them import this checkout, and ``rss_bytes`` / ``peak_rss_bytes`` read their mem
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -92,6 +93,14 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_PATH = RESULTS_DIR / "records.jsonl"
 # One id for everything this process (and, through --run-id, its children) records.
 RUN_ID = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every case module takes: where its records go, and the two the suite
+    passes to its children (one run id; no table, the parent prints one)."""
+    parser.add_argument("--out", type=Path, default=RESULTS_PATH, help="JSON-lines output")
+    parser.add_argument("--run-id", default=RUN_ID, help=argparse.SUPPRESS)
+    parser.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)
 
 
 T = TypeVar("T")

@@ -33,8 +33,7 @@ from benchmarks._harness import (
     CACHE_ROOT,
     QUERY_ROWS,
     REPS,
-    RESULTS_PATH,
-    RUN_ID,
+    add_common_arguments,
     dataset,
     emit,
     markdown_table,
@@ -219,9 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=QUERY_ROWS)
     parser.add_argument("--flush-rows", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=REPS)
-    parser.add_argument("--out", type=Path, default=RESULTS_PATH)
-    parser.add_argument("--run-id", default=RUN_ID, help=argparse.SUPPRESS)
-    parser.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
     flush_rows = min(args.flush_rows, max(1, args.rows // 20))

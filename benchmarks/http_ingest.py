@@ -303,10 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=h.SEED)
     parser.add_argument("--workdir", type=Path, default=None, help="where scratch data goes")
-    parser.add_argument("--out", type=Path, default=h.RESULTS_PATH, help="JSON-lines output")
-    parser.add_argument("--run-id", default=h.RUN_ID, help=argparse.SUPPRESS)
+    h.add_common_arguments(parser)
     parser.add_argument("--table", action="store_true", help="print markdown, not JSON lines")
-    parser.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     records = run(

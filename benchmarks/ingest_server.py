@@ -556,9 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=FRESHNESS_TRIALS, help="freshness trials")
     parser.add_argument("--cases", default=",".join(ALL_CASES), help="comma-separated")
     parser.add_argument("--seed", type=int, default=h.SEED)
-    parser.add_argument("--out", type=Path, default=h.RESULTS_PATH, help="JSON-lines output")
-    parser.add_argument("--run-id", default=h.RUN_ID, help=argparse.SUPPRESS)
-    parser.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)
+    h.add_common_arguments(parser)
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     unknown = set(cases) - set(ALL_CASES)

@@ -443,9 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=h.QUERY_ROWS, help="rows in the data set")
     parser.add_argument("--reps", type=int, default=h.REPS, help="timed repetitions per engine")
     parser.add_argument("--seed", type=int, default=h.SEED)
-    parser.add_argument("--out", type=Path, default=h.RESULTS_PATH, help="JSON-lines output")
-    parser.add_argument("--run-id", default=h.RUN_ID, help=argparse.SUPPRESS)
-    parser.add_argument("--no-table", action="store_true", help=argparse.SUPPRESS)
+    h.add_common_arguments(parser)
     args = parser.parse_args(argv)
     try:
         records = run(args.rows, args.reps, seed=args.seed, out=args.out, run_id=args.run_id)

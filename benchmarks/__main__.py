@@ -2,10 +2,10 @@
 
 Without a CASE it runs every case of the suite, each next to its reference, in one run:
 durable ingest burst, sustained ingest, freshness, NDJSON over HTTP, result transfer and
-server memory, the query set and the time-bounded query, per-query overhead, needles by id
-and text search, storage. Each case module runs as a child process of this one (a fresh
-interpreter, so one case's memory and threads cannot colour the next) and appends its raw
-records under one run id; this process then writes one JSON document
+server memory, the query set and the time-bounded query, per-query overhead, 8 clients at
+once, needles by id and text search, storage. Each case module runs as a child process of
+this one (a fresh interpreter, so one case's memory and threads cannot colour the next) and
+appends its raw records under one run id; this process then writes one JSON document
 (``results/latest.json``: per case the arrowlog figure, the reference, their ratio, the
 target and whether it was met, plus the raw records, library versions and the machine) and
 its markdown table (``results/latest.md``), and prints the table.
@@ -58,6 +58,7 @@ JOBS: dict[str, Job] = {
     "transfer": Job("flight_transfer", ("transfer_doget", "transfer_adbc", "server_memory")),
     "queries": Job("flight_queries", ("query_set", "query_set_polars", "time_bounded_query")),
     "latency": Job("query_latency", ("per_query_overhead",)),
+    "concurrency": Job("concurrency", ("concurrency",)),
     "search": Job("search", ("needle", "needle_same_files", "text_search")),
     "storage": Job("storage", ("storage",)),
     # Not part of the suite: the embedded (no server) views and the compaction lifecycle.

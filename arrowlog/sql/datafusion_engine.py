@@ -99,6 +99,10 @@ _READING = {
 # Plans remembered per query text (without bound parameters), checked against the
 # streams' names and shapes before each use.
 _PLAN_CACHE_SIZE = 256
+# Longer texts are planned every time rather than kept: the cache holds its keys, and a
+# client sending hundreds of huge queries (long IN lists) would otherwise fill memory.
+# Dashboards' queries, the ones repeated every few seconds, are far shorter.
+_REMEMBER_MAX_CHARS = 64 * 1024
 # Functions whose value the optimizer folds into the plan at planning time: the pushed
 # filters of a query that calls one hold for that moment only.
 _VOLATILE = re.compile(
@@ -327,7 +331,7 @@ class DataFusionEngine:
         return known
 
     def _remember(self, query: str, kwargs: dict[str, Any], known: _Remembered) -> None:
-        if kwargs:
+        if kwargs or len(query) > _REMEMBER_MAX_CHARS:
             return
         with self._remembered_lock:
             previous = self._remembered.get(query)

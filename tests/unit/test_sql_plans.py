@@ -197,3 +197,17 @@ def test_a_query_planned_before_over_the_same_shapes_plans_only_its_execution(
         log.sql(volatile).to_arrow()
         after = samples(log)
         assert grew(before, after, "arrowlog_query_plans_total", kind="schema") == 1
+
+
+def test_a_very_long_query_text_is_not_remembered(tmp_path: Path) -> None:
+    """The remembered plans are keyed by their text: a client sending a few hundred
+    megabyte-long queries (a huge IN list) must not have them all kept in memory."""
+    with arrowlog.open(tmp_path, flush_interval=3600.0) as log:
+        log.append("s", [{"ts": "2026-11-23T10:00:00Z", "n": i} for i in range(5)])
+        values = ", ".join(str(i) for i in range(200_000))
+        sql = f"SELECT count(*) AS c FROM s WHERE n IN ({values})"
+        assert log.sql(sql).to_arrow().column("c").to_pylist() == [5]
+        before = samples(log)
+        assert log.sql(sql).to_arrow().column("c").to_pylist() == [5]
+        after = samples(log)
+        assert grew(before, after, "arrowlog_query_plans_total", kind="schema") == 1

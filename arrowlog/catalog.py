@@ -166,17 +166,7 @@ class StreamCatalog:
         Raises:
             InvalidInput: naming the stream's shards.
         """
-        n = self.shards
-        if shard is None:
-            if required and n > 1:
-                raise InvalidInput(
-                    f"stream {self.name!r} has {n} shards, each with its own offsets: "
-                    f"pass a shard from 0 to {n - 1}"
-                )
-        elif not 0 <= shard < n:
-            if n == 1:
-                raise InvalidInput(f"stream {self.name!r} has one shard (0), not {shard}")
-            raise InvalidInput(f"stream {self.name!r} has shards 0..{n - 1}, not {shard}")
+        check_shard(self.name, self.shards, shard, required=required)
 
     def watermark_of(self, shard: int) -> int:
         """The last offset of ``shard`` committed to segments (-1: none yet)."""
@@ -504,3 +494,22 @@ def stored_schema(user_schema: pa.Schema, shards: int) -> pa.Schema:
             schema.get_field_index(OFFSET), pa.field(SHARD_COLUMN, pa.int32(), nullable=False)
         )
     return schema
+
+
+def check_shard(stream: str, shards: int, shard: int | None, *, required: bool = False) -> None:
+    """Refuse a shard a stream of ``shards`` shards does not have, or none where offsets
+    need one; also for a stream not created yet, so a refused append creates nothing.
+
+    Raises:
+        InvalidInput: naming the stream's shards.
+    """
+    if shard is None:
+        if required and shards > 1:
+            raise InvalidInput(
+                f"stream {stream!r} has {shards} shards, each with its own offsets: "
+                f"pass a shard from 0 to {shards - 1}"
+            )
+    elif not 0 <= shard < shards:
+        if shards == 1:
+            raise InvalidInput(f"stream {stream!r} has one shard (0), not {shard}")
+        raise InvalidInput(f"stream {stream!r} has shards 0..{shards - 1}, not {shard}")

@@ -45,6 +45,7 @@ import pyarrow.dataset as ds
 
 from arrowlog import compaction
 from arrowlog.appends import Appender, Flusher, LocalAppender
+from arrowlog.catalog import check_shard
 from arrowlog.cluster import ClusterNode
 from arrowlog.config import Settings
 from arrowlog.errors import BatchTooLarge, InvalidInput, StorageError, Unavailable
@@ -275,7 +276,13 @@ class Log:
                 f"{self.settings.max_batch_bytes} bytes (max_batch_bytes)"
             )
         table = normalize(table, max_string_bytes=self.settings.max_string_bytes)
-        s = self._streams[name] if name in self._streams else self._create(name, table, time_column)
+        if name in self._streams:
+            s = self._streams[name]
+        else:
+            # A new stream gets ``shards`` shards: a shard it would not have is refused
+            # before the stream is created (a refused append changes nothing).
+            check_shard(name, self.settings.shards, shard)
+            s = self._create(name, table, time_column)
         if time_column is not None and time_column != s.time_column:
             raise InvalidInput(
                 f"stream {name!r} already uses time column {s.time_column!r}, not {time_column!r}"

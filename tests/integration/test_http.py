@@ -726,3 +726,23 @@ def test_shippers_times_become_the_time_column(
     r = http.get(f"/v1/streams/{otel}")
     assert r.status_code == 200, r.text
     assert r.json()["min_time"].startswith("2026-12-04T08:00:00.123456")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?shard=0&partition=1", "?shard=-1", "?shard=true", "?partition=2147483648"],
+)
+def test_a_bad_or_conflicting_shard_is_refused_and_writes_nothing(
+    arrowlog_serve: ArrowlogServe, query: str
+) -> None:
+    """``partition`` is the former name of ``shard``: both, disagreeing, is the caller's
+    mistake, named in a 400, and the records are not written."""
+    with arrowlog_serve.client() as http:
+        r = http.post(
+            "/v1/streams/shard_probe/records" + query,
+            content=b'{"a": 1}\n',
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        assert r.status_code == 400, r.text
+        assert r.json()["error"] == "InvalidInput"
+        assert http.get("/v1/streams/shard_probe").status_code == 404

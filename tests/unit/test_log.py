@@ -812,3 +812,13 @@ def test_a_declared_time_column_reads_epoch_numbers_and_every_time_format(
         InvalidInput, match=r"^column 'at' has a value that is not a timestamp: 'soon'$"
     ):
         log.append("events", [{"at": "soon"}])
+
+
+def test_an_append_with_a_shard_the_new_stream_would_not_have_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    with arrowlog.open(tmp_path) as log:
+        for shard in (1, 2147483648):
+            with pytest.raises(InvalidInput, match="one shard"):
+                log.append("fresh", [{"a": 1}], shard=shard)
+        assert log.streams() == []
